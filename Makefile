@@ -1,0 +1,39 @@
+# The same commands for every developer, CI and the README.
+PYTHON ?= python3
+STACK  := $(PYTHON) deploy/local/stack.py
+VENV   := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: up down status logs test test-unit lint protos install down-test
+
+up:            ## install what is missing, start infrastructure and the five services
+	$(STACK) up
+
+down:          ## stop everything `make up` started (by pid file)
+	$(STACK) down
+
+status:        ## what runs, with pids and ports
+	$(STACK) status
+
+logs:          ## the tail of every log (make logs NAMES="kafka tracking")
+	$(STACK) logs $(NAMES)
+
+install:       ## the locked Python workspace, generated stubs, and the infrastructure's binaries
+	$(STACK) install
+
+protos:        ## regenerate the gRPC/protobuf stubs from protos/
+	$(VENV)/python libs/protos/generate.py
+
+test: install  ## the whole suite against real PostgreSQL, Redis, Kafka and S3 (test profile)
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+test-unit: install  ## only the tests that need no infrastructure
+	$(VENV)/pytest -m "not integration" $(PYTEST_ARGS)
+
+down-test:     ## stop a test-profile stack left behind by an interrupted run
+	$(STACK) --profile test down
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy libs/common/tt_common services/*/[a-z]*[a-z] deploy/local/ttlocal

@@ -1,0 +1,40 @@
+"""The project's Python environment: uv, the locked workspace, generated protos."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import proc
+from .config import StackConfig
+
+UV_VERSION = "0.13.9"
+
+
+def venv_python(cfg: StackConfig) -> Path:
+    return cfg.root / ".venv" / "bin" / "python"
+
+
+def _uv() -> str:
+    found = shutil.which("uv")
+    if found:
+        return found
+    proc.log(f"installing uv {UV_VERSION} from PyPI")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"], check=True)
+    return shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+
+
+def install(cfg: StackConfig) -> None:
+    """Sync the locked workspace into .venv and generate the protobuf stubs."""
+    env = {
+        **os.environ,
+        "UV_PYTHON": os.environ.get("UV_PYTHON", "python3.11"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "copy",
+    }
+    subprocess.run([_uv(), "sync", "--frozen", "--quiet"], cwd=cfg.root, env=env, check=True)
+    subprocess.run([str(venv_python(cfg)), "libs/protos/generate.py"], cwd=cfg.root, check=True,
+                   stdout=subprocess.DEVNULL)

@@ -1,0 +1,56 @@
+"""The five services as local processes, after their databases are migrated."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+from . import proc
+from .config import DATABASE_SERVICES, SERVICES, StackConfig
+from .python_env import venv_python
+
+
+def migrate(cfg: StackConfig, databases: dict[str, str] | None = None) -> None:
+    """`alembic upgrade head` for every service database (URLs overridable for tests)."""
+    for service in DATABASE_SERVICES:
+        url = (databases or {}).get(service) or cfg.database_url(service)
+        result = subprocess.run(
+            [str(venv_python(cfg)), "-m", "alembic", "-c", f"services/{service}/alembic.ini",
+             "-x", f"url={url}", "upgrade", "head"],
+            cwd=cfg.root, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise proc.StartupError(f"migrations of {service} failed:\n{result.stderr[-3000:]}")
+    proc.log("databases migrated")
+
+
+def _gateway_ready(cfg: StackConfig) -> bool:
+    try:
+        with urllib.request.urlopen(f"{cfg.gateway_url}/readyz", timeout=5) as resp:
+            return resp.status == 200 and json.load(resp)["status"] == "ok"
+    except OSError:
+        return False
+
+
+def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
+    for service in SERVICES:
+        port = cfg.port(service)
+        if proc.running_pid(cfg, service):
+            proc.log(f"{service} already running on 127.0.0.1:{port}")
+            continue
+        if proc.port_open(port):
+            raise proc.StartupError(f"port {port} for {service} is taken by a process this stack did not start")
+        env = {**cfg.service_env(service), **(env_overrides or {})}
+        proc.spawn(cfg, service, [str(venv_python(cfg)), "-m", service], env=env, cwd=cfg.root)
+    for service in SERVICES:
+        proc.wait_until(lambda s=service: proc.port_open(cfg.port(s)), service, 60, cfg=cfg, name=service)
+    proc.wait_until(lambda: _gateway_ready(cfg), "gateway /readyz", 90, cfg=cfg, name="gateway")
+    proc.log("services ready")
+
+
+def stop(cfg: StackConfig) -> None:
+    # The gateway first, so no new work arrives while the services drain.
+    for service in reversed(SERVICES):
+        if proc.stop(cfg, service, timeout=30):
+            proc.log(f"{service} stopped")

@@ -1,0 +1,193 @@
+"""grpc.aio server bootstrap: error mapping, tracing, health, reflection, graceful shutdown.
+
+A service's main.py builds a `GrpcServiceRunner`, adds its servicers and
+background workers (outbox relay, consumers, schedulers) and calls `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import prometheus_client
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from .errors import DomainError
+from .logging import get_logger
+from .settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
+    if isinstance(exc, DomainError):
+        return exc.code, exc.message, exc.metadata()
+    if isinstance(exc, OperationalError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return (
+            grpc.StatusCode.UNAVAILABLE,
+            "database unavailable, retry later",
+            [("error-code", "unavailable")],
+        )
+    return grpc.StatusCode.INTERNAL, "internal error", [("error-code", "internal")]
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """The one place where exceptions become gRPC statuses."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.unary_unary:
+            # Streaming handlers map their own errors through `abort_with`.
+            return handler
+        inner = handler.unary_unary
+        method = handler_call_details.method
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped, and logged when unexpected
+                await abort_with(context, exc, method)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException, method: str = "") -> None:
+    code, message, metadata = _status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("unhandled error in rpc", method=method)
+    elif not isinstance(exc, DomainError):
+        log.warning("dependency failure in rpc", method=method, error=str(exc))
+    await context.abort(code, message, trailing_metadata=tuple(metadata))
+
+
+Worker = Callable[[], Awaitable[None]]
+
+READINESS = "readiness"
+
+
+class GrpcServiceRunner:
+    """Runs one service's gRPC server and its background workers until SIGTERM."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.server = grpc.aio.server(interceptors=[aio_server_interceptor(), DomainErrorInterceptor()])
+        self.health = health.aio.HealthServicer()
+        self._service_names: list[str] = [reflection.SERVICE_NAME, health.SERVICE_NAME]
+        self._workers: list[tuple[str, Worker]] = []
+        self._on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self._stopping = asyncio.Event()
+        self._checks: dict[str, Callable[[], Awaitable[None]]] = {}
+        self.readiness_interval_s = 5.0
+
+    def add_servicer(
+        self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str
+    ) -> None:
+        add_to_server(servicer, self.server)
+        self._service_names.append(full_name)
+
+    def add_worker(self, name: str, worker: Worker) -> None:
+        """A long-running coroutine, restarted with backoff if it crashes."""
+        self._workers.append((name, worker))
+
+    def on_shutdown(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._on_shutdown.append(callback)
+
+    def add_readiness_check(self, name: str, check: Callable[[], Awaitable[None]]) -> None:
+        """A dependency check (raise when not ready), published as health service `name`.
+
+        The aggregate is published as `readiness`; `""` stays SERVING while the
+        process runs (liveness), so a database outage never restarts a pod.
+        """
+        self._checks[name] = check
+
+    async def _watch_readiness(self) -> None:
+        serving, not_serving = (
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        )
+        while True:
+            all_ok = True
+            for name, check in self._checks.items():
+                try:
+                    await asyncio.wait_for(check(), timeout=3.0)
+                    await self.health.set(name, serving)
+                except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                    all_ok = False
+                    log.warning("readiness check failed", check=name, error=str(exc) or type(exc).__name__)
+                    await self.health.set(name, not_serving)
+            await self.health.set(READINESS, serving if all_ok else not_serving)
+            await asyncio.sleep(self.readiness_interval_s)
+
+    async def _supervise(self, name: str, worker: Worker) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                await worker()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker crashed; restarting", worker=name, backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def serve(self) -> None:
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(self._service_names, self.server)
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        self.server.add_insecure_port(address)
+        await self.server.start()
+        if self.settings.metrics_port:
+            prometheus_client.start_http_server(self.settings.metrics_port, addr=self.settings.grpc_host)
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+
+        for name in ["", *self._service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.add_worker("readiness", self._watch_readiness)
+        tasks = [asyncio.create_task(self._supervise(n, w), name=n) for n, w in self._workers]
+        log.info("grpc server started", address=address, workers=[n for n, _ in self._workers])
+
+        await self._stopping.wait()
+        log.info("shutting down", grace_s=self.settings.grpc_shutdown_grace_seconds)
+        # Tell load balancers first, then drain in-flight calls, then stop workers.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.grpc_shutdown_grace_seconds)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for callback in self._on_shutdown:
+            await callback()
+        log.info("stopped")
+
+
+def run_service(settings_cls: type[ServiceSettings], serve: Callable[[Any], Awaitable[None]]) -> None:
+    """A service's `main()`: settings (fail fast), logging, tracing, then `serve` until SIGTERM."""
+    from .logging import configure_logging
+    from .settings import load_settings
+    from .telemetry import setup_tracing, shutdown_tracing
+
+    settings = load_settings(settings_cls)
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    setup_tracing(settings.service_name)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_tracing()

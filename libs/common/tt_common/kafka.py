@@ -1,0 +1,221 @@
+"""aiokafka helpers: an idempotent producer, and a batch consumer that commits
+offsets only after the database transaction that applied the batch commits.
+
+Lessons from getsentry/arroyo: manual commits by a count/time policy, bounded
+in-flight work, poison messages to a dead-letter topic with the reason in its
+headers, retryable errors retried (never dead-lettered), handlers idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from opentelemetry import trace
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .db import transaction
+from .logging import get_logger
+from .telemetry import SpanNames, extract_headers, inject_headers
+
+log = get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+DEAD_LETTERED = Counter(
+    "kafka_messages_dead_lettered_total", "Messages sent to a dead-letter topic", ["topic", "reason"]
+)
+CONSUMED = Counter("kafka_messages_consumed_total", "Messages applied by a consumer", ["topic"])
+
+
+def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """Idempotent producer: acks=all, so a retried send never duplicates or reorders."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=15_000,
+    )
+
+
+async def publish(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes,
+    *,
+    key: str | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> Any:
+    """Send one message with the current trace context in its headers; wait for the ack."""
+    with _tracer.start_as_current_span(
+        SpanNames.KAFKA_PUBLISH.format(topic=topic), kind=trace.SpanKind.PRODUCER
+    ):
+        all_headers = [*(headers or []), *inject_headers()]
+        return await producer.send_and_wait(
+            topic, value, key=key.encode() if key else None, headers=all_headers
+        )
+
+
+class InvalidMessage(Exception):
+    """The message can never be applied (undecodable, violates the schema): dead-letter it."""
+
+
+@dataclass
+class Delivery:
+    """One decoded message, handed to the handler inside the batch's transaction."""
+
+    record: ConsumerRecord
+    payload: Any
+
+
+Decoder = Callable[[ConsumerRecord], Any]
+Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+
+
+class BatchConsumer:
+    """Consume topics in batches; apply each batch in one transaction; then commit offsets.
+
+    A record whose decode or handling raises InvalidMessage goes to
+    `dead_letter_topic` with the reason in headers, and the partition moves on.
+    Any other exception rolls the batch back and retries it from the same
+    offsets after a backoff, so nothing is skipped while a dependency is down.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: list[str],
+        sessions: async_sessionmaker[AsyncSession],
+        decode: Decoder,
+        handle: Handler,
+        dead_letter_topic: str,
+        max_batch: int = 500,
+        max_wait_ms: int = 500,
+        client_id: str | None = None,
+    ) -> None:
+        self.topics = topics
+        self.sessions = sessions
+        self.decode = decode
+        self.handle = handle
+        self.dead_letter_topic = dead_letter_topic
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self.consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id or group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=max_batch,
+        )
+        self.producer = make_producer(bootstrap_servers, f"{group_id}-dlq")
+        self.batches_committed = 0
+
+    async def run(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        try:
+            backoff = 0.2
+            while True:
+                batch = await self.consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_batch)
+                if not batch:
+                    continue
+                try:
+                    await self._apply(batch)
+                    backoff = 0.2
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("batch failed; will retry from the same offsets", backoff_s=backoff)
+                    for tp, records in batch.items():
+                        self.consumer.seek(tp, records[0].offset)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
+
+    async def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        dead: list[tuple[ConsumerRecord, str]] = []
+        async with transaction(self.sessions) as session:
+            for records in batch.values():
+                for record in records:
+                    reason = await self._apply_one(session, record)
+                    if reason is not None:
+                        dead.append((record, reason))
+        # The database transaction has committed: dead-letter, then commit offsets.
+        for record, reason in dead:
+            await self._dead_letter(record, reason)
+        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
+        await self.consumer.commit(offsets)
+        self.batches_committed += 1
+
+    async def _apply_one(self, session: AsyncSession, record: ConsumerRecord) -> str | None:
+        ctx = extract_headers(record.headers)
+        with _tracer.start_as_current_span(
+            SpanNames.KAFKA_PROCESS.format(topic=record.topic), context=ctx, kind=trace.SpanKind.CONSUMER
+        ):
+            try:
+                payload = self.decode(record)
+            except Exception as exc:  # noqa: BLE001 - any decode failure is poison
+                return f"undecodable: {exc.__class__.__name__}: {exc}"[:500]
+            try:
+                # A savepoint, so a poison message's partial writes vanish alone.
+                async with session.begin_nested():
+                    await self.handle(session, Delivery(record, payload))
+            except InvalidMessage as exc:
+                return f"invalid: {exc}"[:500]
+            CONSUMED.labels(record.topic).inc()
+            return None
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        DEAD_LETTERED.labels(record.topic, reason.split(":", 1)[0]).inc()
+        log.warning(
+            "message dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
+        headers = [
+            *(record.headers or ()),
+            ("dlq-reason", reason.encode()),
+            ("dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dlq-at", str(time.time()).encode()),
+        ]
+        await self.producer.send_and_wait(
+            self.dead_letter_topic, record.value, key=record.key, headers=headers
+        )
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[str], *, partitions: int = 3) -> None:
+    """Create missing topics (single-node defaults locally; real clusters set their own)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process won the race
+            log.info("kafka topics created", topics=missing)
+    finally:
+        await admin.close()

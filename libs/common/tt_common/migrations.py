@@ -1,0 +1,57 @@
+"""Alembic's env.py for every service, so each service's env.py is three lines.
+
+The database URL comes from `-x url=...` or the service's `<PREFIX>DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from alembic import context
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def _url(env_var: str) -> str:
+    x_args = context.get_x_argument(as_dictionary=True)
+    url = x_args.get("url") or os.environ.get(env_var)
+    if not url:
+        raise SystemExit(f"alembic: set {env_var} or pass -x url=postgresql+psycopg://...")
+    return url
+
+
+def _configure(connection: Connection | None, metadata: MetaData, url: str | None = None) -> None:
+    context.configure(
+        connection=connection,
+        url=url,
+        target_metadata=metadata,
+        compare_type=True,
+        compare_server_default=True,
+        include_schemas=False,
+    )
+
+
+def run_migrations(metadata: MetaData, env_var: str) -> None:
+    """Run offline (SQL script) or online (async engine) migrations."""
+    url = _url(env_var)
+    if context.is_offline_mode():
+        _configure(None, metadata, url)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    async def run_online() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as conn:
+            await conn.run_sync(_run_sync, metadata)
+        await engine.dispose()
+
+    asyncio.run(run_online())
+
+
+def _run_sync(connection: Connection, metadata: MetaData) -> None:
+    _configure(connection, metadata)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,223 @@
+"""Transactional outbox: events commit with the data they describe; a relay
+publishes them to Kafka with an idempotent producer.
+
+Each service declares its own `outbox` table with `outbox_table(metadata)` and
+creates it in its own Alembic migration. `enqueue` is called by repositories
+inside the edge's transaction. `OutboxRelay` runs as a background worker:
+NOTIFY wakes it early, polling keeps it going when notifications are lost.
+Kafka being down grows the table; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from prometheus_client import Counter, Gauge
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .db import transaction
+from .logging import get_logger
+from .telemetry import SpanNames, context_from_carrier, inject_headers
+
+log = get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+NOTIFY_CHANNEL = "outbox"
+
+PUBLISHED = Counter("outbox_events_published_total", "Outbox events published to Kafka", ["topic"])
+PENDING = Gauge("outbox_events_pending", "Outbox events not yet published")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        Column("topic", Text, nullable=False),
+        Column("key", Text, nullable=True),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+async def enqueue(
+    session: AsyncSession,
+    table: Table,
+    *,
+    topic: str,
+    payload: bytes,
+    key: str | None,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Add an event to the outbox in the caller's transaction (published after commit)."""
+    event_id = event_id or uuid.uuid4()
+    carrier = {k: v.decode() for k, v in inject_headers()}
+    await session.execute(
+        table.insert().values(event_id=event_id, topic=topic, key=key, payload=payload, headers=carrier)
+    )
+    # Delivered at commit (and dropped on rollback): wakes the relay early.
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return event_id
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in id order, then marks them published.
+
+    Rows are locked with FOR UPDATE SKIP LOCKED, so several replicas can run;
+    each row is marked only after Kafka acknowledged it (acks=all). A crash
+    after the ack and before the mark republishes the row: consumers dedupe on
+    the event id, which is why every event carries one.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        producer: AIOKafkaProducer,
+        listen_dsn: str | None = None,
+        batch_size: int = 200,
+        poll_interval_s: float = 1.0,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.sessions = sessions
+        self.table = table
+        self.producer = producer
+        self.listen_dsn = listen_dsn
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.retention = retention
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen()) if self.listen_dsn else None
+        backoff = 0.5
+        last_cleanup = 0.0
+        try:
+            while True:
+                try:
+                    published = await self.publish_batch()
+                    backoff = 0.5
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: keep rows, retry
+                    log.warning("outbox relay failed; retrying", error=str(exc), backoff_s=backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 15.0)
+                    continue
+                loop_time = asyncio.get_running_loop().time()
+                if loop_time - last_cleanup > 600:
+                    await self._cleanup()
+                    last_cleanup = loop_time
+                if published < self.batch_size:
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self.poll_interval_s)
+                    except TimeoutError:
+                        pass
+        finally:
+            if listener:
+                listener.cancel()
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        t = self.table
+        async with transaction(self.sessions) as session:
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                PENDING.set(0)
+                return 0
+            with _tracer.start_as_current_span(SpanNames.OUTBOX_RELAY) as span:
+                span.set_attribute("outbox.batch_size", len(rows))
+                futures = []
+                for row in rows:
+                    # Each event continues the trace of the request that wrote it.
+                    ctx = context_from_carrier(row.headers or {})
+                    with _tracer.start_as_current_span(
+                        SpanNames.KAFKA_PUBLISH.format(topic=row.topic),
+                        context=ctx,
+                        kind=trace.SpanKind.PRODUCER,
+                    ):
+                        futures.append(
+                            await self.producer.send(
+                                row.topic,
+                                row.payload,
+                                key=row.key.encode() if row.key else None,
+                                headers=inject_headers(),
+                            )
+                        )
+                await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+            await session.execute(
+                update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now())
+            )
+        for row in rows:
+            PUBLISHED.labels(row.topic).inc()
+        return len(rows)
+
+    async def pending(self) -> int:
+        async with self.sessions() as session:
+            return (
+                await session.execute(select(func.count()).where(self.table.c.published_at.is_(None)))
+            ).scalar_one()
+
+    async def _cleanup(self) -> None:
+        cutoff = datetime.now(UTC) - self.retention
+        try:
+            async with transaction(self.sessions) as session:
+                await session.execute(
+                    delete(self.table).where(
+                        self.table.c.published_at.is_not(None), self.table.c.published_at < cutoff
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+            log.warning("outbox cleanup failed", error=str(exc))
+
+    async def _listen(self) -> None:
+        """Wake the relay on NOTIFY; reconnect forever (polling covers the gaps)."""
+        import psycopg
+
+        assert self.listen_dsn is not None
+        dsn = self.listen_dsn.replace("postgresql+psycopg://", "postgresql://")
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wakeup.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.info("outbox listener reconnecting", error=str(exc))
+                await asyncio.sleep(2.0)

@@ -1,0 +1,16 @@
+"""Reporting's settings (env prefix REPORTING_)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from tt_common.settings import DatabaseSettings, KafkaSettings, ServiceSettings
+
+
+class ReportingSettings(ServiceSettings, DatabaseSettings, KafkaSettings):
+    model_config = SettingsConfigDict(env_prefix="REPORTING_", extra="ignore", frozen=True)
+
+    service_name: str = "reporting"
+    consumer_group: str = "reporting"
+    topic_entries: str = "timetracking.entries.v1"
+    topic_system: str = "timetracking.system.v1"
+    topic_dead_letter: str = "timetracking.reporting.dlq.v1"
+    consumer_max_batch: int = 500
