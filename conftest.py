@@ -1,8 +1,8 @@
 """Fixtures shared by every test tree (libs, services, tests/integration)."""
 
-pytest_plugins = ["tests.support.infra"]
-
 import pytest
+
+pytest_plugins = ["tests.support.infra"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

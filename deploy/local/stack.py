@@ -6,6 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ttlocal.cli import main  # noqa: E402
+from ttlocal.cli import main
 
 sys.exit(main())

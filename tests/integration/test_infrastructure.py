@@ -14,7 +14,9 @@ from botocore.exceptions import ClientError
 from tests.support.infra import Infra
 
 
-async def test_kafka_idempotent_producer_and_group_with_manual_commits(infra: Infra, unique_topic: str) -> None:
+async def test_kafka_idempotent_producer_and_group_with_manual_commits(
+    infra: Infra, unique_topic: str
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
@@ -54,7 +56,9 @@ async def test_kafka_idempotent_producer_and_group_with_manual_commits(infra: In
     assert sorted(first) == sorted(again) == sorted(f"message-{i}".encode() for i in range(20))
 
     # Committed: the group starts after the last committed offset.
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         committed = 0

@@ -72,7 +72,9 @@ def _from_testcontainers() -> Infra:  # pragma: no cover - needs a Docker engine
     pg = PostgresContainer("postgres:15", username="timetracking", password="timetracking", dbname="postgres")
     redis = RedisContainer("redis:7")
     kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
-    minio = MinioContainer("minio/minio:latest", access_key="timetracking", secret_key="timetracking-local-secret")
+    minio = MinioContainer(
+        "minio/minio:latest", access_key="timetracking", secret_key="timetracking-local-secret"
+    )
     containers = [pg, redis, kafka, minio]
     for c in containers:
         c.start()
@@ -128,8 +130,10 @@ def test_stack_config() -> StackConfig:
 @pytest.fixture(scope="session")
 def infra(test_stack_config: StackConfig) -> Iterator[Infra]:
     env = _from_testcontainers() if docker_available() else _from_local_runner(test_stack_config)
-    print(f"\ninfrastructure from {env.source}: postgres {env.pg_host}:{env.pg_port}, "
-          f"redis {env.redis_url}, kafka {env.kafka_bootstrap}, s3 {env.s3_endpoint}")
+    print(
+        f"\ninfrastructure from {env.source}: postgres {env.pg_host}:{env.pg_port}, "
+        f"redis {env.redis_url}, kafka {env.kafka_bootstrap}, s3 {env.s3_endpoint}"
+    )
     try:
         yield env
     finally:
@@ -166,3 +170,44 @@ def session_databases(infra: Infra, test_stack_config: StackConfig) -> Iterator[
 @pytest.fixture
 def unique_topic() -> str:
     return f"test.{uuid.uuid4().hex}"
+
+
+def service_overrides(infra: Infra, databases: dict[str, str], topic_suffix: str) -> dict[str, str]:
+    """Environment pointing every service at this session's infrastructure and databases."""
+    env: dict[str, str] = {}
+    for service in ("projects", "tracking", "reporting", "invoicing", "gateway"):
+        p = service.upper()
+        env[f"{p}_REDIS_URL"] = infra.redis_url
+        env[f"{p}_KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap
+        env[f"{p}_S3_ENDPOINT_URL"] = infra.s3_endpoint
+        env[f"{p}_TOPIC_ENTRIES"] = f"timetracking.entries.{topic_suffix}"
+        env[f"{p}_TOPIC_SYSTEM"] = f"timetracking.system.{topic_suffix}"
+        env[f"{p}_TOPIC_DEAD_LETTER"] = f"timetracking.dlq.{topic_suffix}"
+        env[f"{p}_CONSUMER_GROUP"] = f"{service}-{topic_suffix}"
+        if service in databases:
+            env[f"{p}_DATABASE_URL"] = databases[service]
+    return env
+
+
+@dataclass
+class RunningStack:
+    gateway_url: str
+    config: StackConfig
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def running_services(
+    infra: Infra, session_databases: dict[str, str], test_stack_config: StackConfig
+) -> Iterator[RunningStack]:
+    """The five services as real processes on the test profile's ports."""
+    from ttlocal import services
+
+    cfg = test_stack_config
+    env = service_overrides(infra, session_databases, uuid.uuid4().hex[:8])
+    services.stop(cfg)  # leftovers of an interrupted run hold the ports
+    services.start(cfg, env)
+    try:
+        yield RunningStack(cfg.gateway_url, cfg, env)
+    finally:
+        services.stop(cfg)

@@ -27,7 +27,8 @@ def up(cfg: StackConfig) -> None:
     services.migrate(cfg)
     services.start(cfg)
     proc.log(f"stack '{cfg.profile}' is up in {time.monotonic() - started:.0f}s")
-    print(f"\nGateway: {cfg.gateway_url}  (API docs: {cfg.gateway_url}/docs, readiness: {cfg.gateway_url}/readyz)")
+    url = cfg.gateway_url
+    print(f"\nGateway: {url}\n  API docs: {url}/docs\n  readiness: {url}/readyz")
 
 
 def down(cfg: StackConfig) -> None:

@@ -36,5 +36,9 @@ def install(cfg: StackConfig) -> None:
         "UV_LINK_MODE": "copy",
     }
     subprocess.run([_uv(), "sync", "--frozen", "--quiet"], cwd=cfg.root, env=env, check=True)
-    subprocess.run([str(venv_python(cfg)), "libs/protos/generate.py"], cwd=cfg.root, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(venv_python(cfg)), "libs/protos/generate.py"],
+        cwd=cfg.root,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )

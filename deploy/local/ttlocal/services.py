@@ -16,9 +16,20 @@ def migrate(cfg: StackConfig, databases: dict[str, str] | None = None) -> None:
     for service in DATABASE_SERVICES:
         url = (databases or {}).get(service) or cfg.database_url(service)
         result = subprocess.run(
-            [str(venv_python(cfg)), "-m", "alembic", "-c", f"services/{service}/alembic.ini",
-             "-x", f"url={url}", "upgrade", "head"],
-            cwd=cfg.root, capture_output=True, text=True,
+            [
+                str(venv_python(cfg)),
+                "-m",
+                "alembic",
+                "-c",
+                f"services/{service}/alembic.ini",
+                "-x",
+                f"url={url}",
+                "upgrade",
+                "head",
+            ],
+            cwd=cfg.root,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise proc.StartupError(f"migrations of {service} failed:\n{result.stderr[-3000:]}")
@@ -40,7 +51,9 @@ def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None
             proc.log(f"{service} already running on 127.0.0.1:{port}")
             continue
         if proc.port_open(port):
-            raise proc.StartupError(f"port {port} for {service} is taken by a process this stack did not start")
+            raise proc.StartupError(
+                f"port {port} for {service} is taken by a process this stack did not start"
+            )
         env = {**cfg.service_env(service), **(env_overrides or {})}
         proc.spawn(cfg, service, [str(venv_python(cfg)), "-m", service], env=env, cwd=cfg.root)
     for service in SERVICES:

@@ -7,6 +7,7 @@ No handler sets a status code by hand.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import grpc
@@ -51,7 +52,14 @@ class InvalidArgument(DomainError):
 
     def metadata(self) -> list[tuple[str, str]]:
         md = super().metadata()
-        md.extend(("field-violation", f"{v.field}\t{v.reason}") for v in self.violations)
+        if self.violations:
+            # JSON with ensure_ascii: gRPC metadata values must be printable ASCII.
+            md.append(
+                (
+                    "field-violations",
+                    json.dumps([{"field": v.field, "reason": v.reason} for v in self.violations]),
+                )
+            )
         return md
 
 

@@ -103,7 +103,9 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
         retention: timedelta = timedelta(days=7),
+        publish_timeout_s: float = 30.0,
     ) -> None:
+        self.publish_timeout_s = publish_timeout_s
         self.sessions = sessions
         self.table = table
         self.producer = producer
@@ -159,32 +161,32 @@ class OutboxRelay:
             if not rows:
                 PENDING.set(0)
                 return 0
-            with _tracer.start_as_current_span(SpanNames.OUTBOX_RELAY) as span:
-                span.set_attribute("outbox.batch_size", len(rows))
-                futures = []
-                for row in rows:
-                    # Each event continues the trace of the request that wrote it.
-                    ctx = context_from_carrier(row.headers or {})
-                    with _tracer.start_as_current_span(
-                        SpanNames.KAFKA_PUBLISH.format(topic=row.topic),
-                        context=ctx,
-                        kind=trace.SpanKind.PRODUCER,
-                    ):
-                        futures.append(
-                            await self.producer.send(
-                                row.topic,
-                                row.payload,
-                                key=row.key.encode() if row.key else None,
-                                headers=inject_headers(),
-                            )
-                        )
-                await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+            # Bounded: a broker that vanishes mid-batch must not hold the row locks forever.
+            async with asyncio.timeout(self.publish_timeout_s):
+                await self._send(rows)
             await session.execute(
                 update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now())
             )
         for row in rows:
             PUBLISHED.labels(row.topic).inc()
         return len(rows)
+
+    async def _send(self, rows: list) -> None:
+        with _tracer.start_as_current_span(SpanNames.OUTBOX_RELAY) as span:
+            span.set_attribute("outbox.batch_size", len(rows))
+            futures = []
+            for row in rows:
+                # Each event continues the trace of the request that wrote it.
+                ctx = context_from_carrier(row.headers or {})
+                with _tracer.start_as_current_span(
+                    SpanNames.KAFKA_PUBLISH.format(topic=row.topic), context=ctx, kind=trace.SpanKind.PRODUCER
+                ):
+                    key = row.key.encode() if row.key else None
+                    futures.append(
+                        await self.producer.send(row.topic, row.payload, key=key, headers=inject_headers())
+                    )
+            # send() only enqueues; the acks (acks=all) arrive through these futures.
+            await asyncio.gather(*futures)
 
     async def pending(self) -> int:
         async with self.sessions() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
@@ -50,12 +51,13 @@ def from_grpc_error(exc: grpc.aio.AioRpcError) -> JSONResponse:
     status = GRPC_TO_HTTP.get(exc.code(), 500)
     metadata = exc.trailing_metadata() or ()
     code = next((v for k, v in metadata if k == "error-code"), None) or exc.code().name.lower()
-    errors = [
-        {"field": field, "reason": reason}
-        for k, v in metadata
-        if k == "field-violation"
-        for field, _, reason in [str(v).partition("\t")]
-    ]
+    errors: list[dict[str, str]] = []
+    for k, v in metadata:
+        if k == "field-violations":
+            try:
+                errors = [{"field": str(e["field"]), "reason": str(e["reason"])} for e in json.loads(v)]
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable field-violations metadata", value=str(v)[:200])
     detail = exc.details() or exc.code().name
     if status == 500:
         log.error("unmapped grpc error", grpc_code=exc.code().name, detail=detail)

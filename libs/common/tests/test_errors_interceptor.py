@@ -1,0 +1,69 @@
+"""Domain errors become the right gRPC status, once, in the interceptor."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tt_common.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from tt_common.grpc_server import DomainErrorInterceptor
+
+
+class RaisingHealth(health_pb2_grpc.HealthServicer):
+    """A real servicer whose handler raises whatever the test asks for."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    async def Check(self, request, context):
+        assert self.error is not None
+        raise self.error
+
+
+@pytest.fixture
+async def server_and_stub():
+    servicer = RaisingHealth()
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield servicer, health_pb2_grpc.HealthStub(channel)
+    await channel.close()
+    await server.stop(None)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (NotFound("entry x not found"), grpc.StatusCode.NOT_FOUND),
+        (Conflict("stale version"), grpc.StatusCode.ABORTED),
+        (FailedPrecondition("invoice is SENT"), grpc.StatusCode.FAILED_PRECONDITION),
+        (Unavailable("projects down"), grpc.StatusCode.UNAVAILABLE),
+        (RuntimeError("boom"), grpc.StatusCode.INTERNAL),
+    ],
+)
+async def test_errors_map_to_status_codes(server_and_stub, error: Exception, code: grpc.StatusCode) -> None:
+    servicer, stub = server_and_stub
+    servicer.error = error
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert exc.value.code() == code
+    if code == grpc.StatusCode.INTERNAL:
+        assert "boom" not in (exc.value.details() or "")  # internals never leak
+
+
+async def test_invalid_argument_carries_the_field_and_reason(server_and_stub) -> None:
+    servicer, stub = server_and_stub
+    servicer.error = InvalidArgument.field("end_time", "must be after start_time")
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    metadata = dict(exc.value.trailing_metadata() or ())
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert metadata["error-code"] == "invalid_argument"
+    assert json.loads(metadata["field-violations"]) == [
+        {"field": "end_time", "reason": "must be after start_time"}
+    ]

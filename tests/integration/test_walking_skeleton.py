@@ -1,0 +1,73 @@
+"""The whole stack as processes: health, readiness, and one path end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.infra import RunningStack
+
+GRPC_SERVICES = {
+    "projects": "timetracking.projects.v1.ProjectsService",
+    "tracking": "timetracking.tracking.v1.TrackingService",
+    "reporting": "timetracking.reporting.v1.ReportingService",
+    "invoicing": "timetracking.invoicing.v1.InvoicingService",
+}
+
+
+@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+async def test_every_grpc_service_reports_serving(service: str, running_services: RunningStack) -> None:
+    target = running_services.config.grpc_target(service)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for name in ("", GRPC_SERVICES[service], "readiness", "postgresql"):
+            resp = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+def test_gateway_health_and_readiness_list_every_dependency(running_services: RunningStack) -> None:
+    with httpx.Client(base_url=running_services.gateway_url, timeout=10) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        checks = ready.json()["checks"]
+        expected = {"postgresql", "redis", "kafka", "projects", "tracking", "reporting", "invoicing"}
+        assert set(checks) == expected
+        assert all(v == "ok" for v in checks.values()), checks
+
+
+async def test_probe_goes_gateway_grpc_outbox_kafka_reporting(running_services: RunningStack) -> None:
+    async with httpx.AsyncClient(base_url=running_services.gateway_url, timeout=10) as http:
+        created = await http.post("/v1/system/pipeline-probes", json={"note": "walking skeleton"})
+        assert created.status_code == 202, created.text
+        probe_id = created.json()["probe_id"]
+
+        deadline = time.monotonic() + 60
+        while True:
+            got = await http.get(f"/v1/system/pipeline-probes/{probe_id}")
+            if got.status_code == 200 or time.monotonic() > deadline:
+                break
+            assert got.status_code == 404, got.text
+            assert got.headers["content-type"] == "application/problem+json"
+            await asyncio.sleep(0.2)
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["note"] == "walking skeleton"
+        assert body["lag_seconds"] >= 0
+
+
+def test_bad_input_gets_problem_json_naming_the_field(running_services: RunningStack) -> None:
+    with httpx.Client(base_url=running_services.gateway_url, timeout=10) as http:
+        too_long = http.post("/v1/system/pipeline-probes", json={"note": "x" * 201})
+        assert too_long.status_code == 422
+        assert too_long.headers["content-type"] == "application/problem+json"
+        assert too_long.json()["errors"][0]["field"] == "note"
+
+        bad_id = http.get("/v1/system/pipeline-probes/not-a-uuid")
+        assert bad_id.status_code == 422
+        assert bad_id.json()["errors"] == [{"field": "probe_id", "reason": "must be a UUID"}]
