@@ -3,6 +3,7 @@ PYTHON ?= python3
 STACK  := $(PYTHON) deploy/local/stack.py
 VENV   := .venv/bin
 PYTEST_ARGS ?=
+SERVICES := projects tracking reporting invoicing gateway
 
 .PHONY: up down status logs test test-unit lint protos install down-test
 
@@ -36,4 +37,4 @@ down-test:     ## stop a test-profile stack left behind by an interrupted run
 lint: install  ## ruff (lint + format check) and mypy
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy libs/common/tt_common services/*/[a-z]*[a-z] deploy/local/ttlocal
+	$(VENV)/mypy libs/common/tt_common $(foreach s,$(SERVICES),services/$(s)/$(s)) deploy/local/ttlocal

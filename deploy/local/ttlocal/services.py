@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from functools import partial
 
 from . import proc
 from .config import DATABASE_SERVICES, SERVICES, StackConfig
@@ -57,7 +58,7 @@ def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None
         env = {**cfg.service_env(service), **(env_overrides or {})}
         proc.spawn(cfg, service, [str(venv_python(cfg)), "-m", service], env=env, cwd=cfg.root)
     for service in SERVICES:
-        proc.wait_until(lambda s=service: proc.port_open(cfg.port(s)), service, 60, cfg=cfg, name=service)
+        proc.wait_until(partial(proc.port_open, cfg.port(service)), service, 60, cfg=cfg, name=service)
     proc.wait_until(lambda: _gateway_ready(cfg), "gateway /readyz", 90, cfg=cfg, name="gateway")
     proc.log("services ready")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -43,7 +43,7 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[tuple[st
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """The one place where exceptions become gRPC statuses."""
 
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or not handler.unary_unary:
             # Streaming handlers map their own errors through `abort_with`.
@@ -178,7 +178,9 @@ class GrpcServiceRunner:
         log.info("stopped")
 
 
-def run_service(settings_cls: type[ServiceSettings], serve: Callable[[Any], Awaitable[None]]) -> None:
+def run_service(
+    settings_cls: type[ServiceSettings], serve: Callable[[Any], Coroutine[Any, Any, None]]
+) -> None:
     """A service's `main()`: settings (fail fast), logging, tracing, then `serve` until SIGTERM."""
     from .logging import configure_logging
     from .settings import load_settings

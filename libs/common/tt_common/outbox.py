@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
@@ -171,7 +173,7 @@ class OutboxRelay:
             PUBLISHED.labels(row.topic).inc()
         return len(rows)
 
-    async def _send(self, rows: list) -> None:
+    async def _send(self, rows: Sequence[Any]) -> None:
         with _tracer.start_as_current_span(SpanNames.OUTBOX_RELAY) as span:
             span.set_attribute("outbox.batch_size", len(rows))
             futures = []

@@ -37,4 +37,4 @@ class ServiceClients:
 
     async def close(self) -> None:
         for ch in self.channels.values():
-            await ch.close()
+            await ch.close(grace=None)

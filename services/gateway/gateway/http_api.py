@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -72,7 +73,7 @@ async def get_pipeline_probe(probe_id: str, request: Request) -> PipelineProbeOu
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clients = ServiceClients.connect(settings)
         app.state.redis = make_redis(settings.redis_url)
         app.state.readiness = ReadinessProbe(settings, app.state.redis)
