@@ -250,7 +250,10 @@ def start(cfg: StackConfig) -> None:
 
 def stop(cfg: StackConfig) -> bool:
     """Stop `weed mini` (it shuts its components down in about 3 s)."""
-    return stop_process(cfg, NAME, timeout=30)
+    stopped = stop_process(cfg, NAME, timeout=30)
+    if stopped:
+        log("seaweed stopped")
+    return stopped
 
 
 # --- the bucket ------------------------------------------------------------------
