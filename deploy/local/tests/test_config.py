@@ -39,3 +39,15 @@ def test_every_service_gets_its_own_prefixed_settings() -> None:
         assert all(k.startswith(prefix) or k.startswith("OTEL_") for k in env)
     assert cfg.service_env("tracking")["TRACKING_PROJECTS_TARGET"] == cfg.grpc_target("projects")
     assert "GATEWAY_HTTP_PORT" in cfg.service_env("gateway")
+
+
+def test_a_moved_profile_clashes_with_neither_dev_nor_test(monkeypatch) -> None:
+    """Offsets 200..1000 are safe for a second checkout's tests (documented in the README)."""
+    for name in DEFAULT_PORTS:
+        monkeypatch.delenv(f"TT_{name.upper()}_PORT", raising=False)
+        monkeypatch.delenv(f"TT_TEST_{name.upper()}_PORT", raising=False)
+    taken = set(StackConfig.load("dev").ports.values()) | set(StackConfig.load("test").ports.values())
+    for offset in range(200, 1001, 100):
+        monkeypatch.setenv("TT_TEST_PORT_OFFSET", str(offset))
+        moved = StackConfig.load("test").ports.values()
+        assert not taken & set(moved), offset

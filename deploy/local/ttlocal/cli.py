@@ -25,8 +25,10 @@ def up(cfg: StackConfig) -> None:
     python_env.install(cfg)
     infra_up(cfg)
     services.migrate(cfg)
+    demo = services.seed_demo(cfg)
     services.start(cfg)
     proc.log(f"stack '{cfg.profile}' is up in {time.monotonic() - started:.0f}s")
+    print(f"\n{demo}")
     url = cfg.gateway_url
     print(f"\nGateway: {url}\n  API docs: {url}/docs\n  readiness: {url}/readyz")
 

@@ -4,7 +4,8 @@ Two profiles exist so that `make test` never disturbs a stack started by
 `make up`: `dev` (the default) and `test`. Each has its own state directory,
 its own ports and its own databases. Every port can be overridden from the
 environment: `TT_<NAME>_PORT` for the dev profile, `TT_TEST_<NAME>_PORT` for
-the test profile (for example `TT_PG_PORT=25432 make up`).
+the test profile (for example `TT_PG_PORT=25432 make up`); `TT_PORT_OFFSET` /
+`TT_TEST_PORT_OFFSET` move a whole profile at once.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "kafka": 19092,
     "kafka_controller": 19093,
     "s3": 18333,
-    "seaweed_master": 19333,
-    "seaweed_master_grpc": 19334,
+    "seaweed_master": 19533,
+    "seaweed_master_grpc": 19534,
     "seaweed_volume": 18081,
     "seaweed_volume_grpc": 18082,
     "seaweed_filer": 18888,
@@ -72,7 +73,8 @@ class StackConfig:
         if profile not in PROFILE_OFFSETS:
             raise SystemExit(f"unknown profile {profile!r}; expected one of {sorted(PROFILE_OFFSETS)}")
         prefix = _env_prefix(profile)
-        offset = PROFILE_OFFSETS[profile]
+        # One knob to move a whole profile (e.g. a second checkout's tests on the same machine).
+        offset = int(os.environ.get(f"{prefix}PORT_OFFSET", PROFILE_OFFSETS[profile]))
         ports = {}
         for name, default in DEFAULT_PORTS.items():
             raw = os.environ.get(f"{prefix}{name.upper()}_PORT")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
 from functools import partial
@@ -68,3 +69,24 @@ def stop(cfg: StackConfig) -> None:
     for service in reversed(SERVICES):
         if proc.stop(cfg, service, timeout=30):
             proc.log(f"{service} stopped")
+
+
+def seed_demo(cfg: StackConfig) -> str:
+    """The demo organisation (idempotent); returns what the seed printed (the demo logins)."""
+    result = subprocess.run(
+        [
+            str(venv_python(cfg)),
+            "-m",
+            "projects.seed",
+            "demo",
+            "--credentials-file",
+            str(cfg.state_dir / "demo-credentials.txt"),
+        ],
+        cwd=cfg.root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PROJECTS_DATABASE_URL": cfg.database_url("projects")},
+    )
+    if result.returncode != 0:
+        raise proc.StartupError(f"seeding the demo organisation failed:\n{result.stderr[-3000:]}")
+    return result.stdout.strip()

@@ -225,3 +225,30 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001
                 log.info("outbox listener reconnecting", error=str(exc))
                 await asyncio.sleep(2.0)
+
+
+async def run_relay(
+    settings: Any,
+    sessions: async_sessionmaker[AsyncSession],
+    table: Table,
+    *,
+    topics: list[str],
+    client_id: str,
+) -> None:
+    """A service's relay worker: make sure its topics exist, then publish until cancelled.
+
+    `settings` provides kafka_bootstrap_servers and database_url (for LISTEN).
+    A fresh producer per attempt: one whose start failed (Kafka down) is not reusable;
+    the runner's supervisor restarts this worker with backoff.
+    """
+    from .kafka import ensure_topics, make_producer
+
+    await ensure_topics(settings.kafka_bootstrap_servers, topics)
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id)
+    await producer.start()
+    try:
+        await OutboxRelay(
+            sessions=sessions, table=table, producer=producer, listen_dsn=settings.database_url
+        ).run()
+    finally:
+        await producer.stop()

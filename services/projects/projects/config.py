@@ -9,3 +9,4 @@ class ProjectsSettings(ServiceSettings, DatabaseSettings, KafkaSettings):
     model_config = SettingsConfigDict(env_prefix="PROJECTS_", extra="ignore", frozen=True)
 
     service_name: str = "projects"
+    topic_directory: str = "timetracking.directory.v1"

@@ -1,0 +1,44 @@
+"""Opaque cursor pagination shared by every List call.
+
+A page token encodes the sort key of the last row returned; the next page is
+"rows after that key". Tokens are base64url JSON, not secrets: they only steer
+a query the caller is already allowed to run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from .errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+def page_size(requested: int, field: str = "page_size") -> int:
+    if requested < 0:
+        raise InvalidArgument.field(field, "must not be negative")
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(requested, MAX_PAGE_SIZE)
+
+
+def encode_token(*key: Any) -> str:
+    raw = json.dumps([str(k) for k in key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, parts: int, field: str = "page_token") -> list[str] | None:
+    """The sort key a token carries, or None for the first page."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument.field(field, "not a token this API issued") from None
+    if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
+        raise InvalidArgument.field(field, "not a token this API issued")
+    return key
