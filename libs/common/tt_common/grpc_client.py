@@ -6,6 +6,7 @@ import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 DEFAULT_DEADLINE_S = 5.0
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 
 
 def channel(target: str) -> grpc.aio.Channel:
@@ -17,6 +18,10 @@ def channel(target: str) -> grpc.aio.Channel:
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.enable_retries", 0),
+            # Reconnect within seconds after a dependency restarts (the default backoff grows to 120 s).
+            ("grpc.max_reconnect_backoff_ms", 2000),
+            # An invoice's claim returns every entry it bills (100k entries is ~25 MB).
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ],
     )
 

@@ -86,6 +86,27 @@ async def enqueue(
     return event_id
 
 
+async def enqueue_many(
+    session: AsyncSession, table: Table, events: Sequence[tuple[str, str | None, bytes, uuid.UUID]]
+) -> None:
+    """Many events (topic, key, payload, event_id) in one statement and one NOTIFY.
+
+    For bulk changes such as an invoice claiming 10,000 entries: one INSERT with
+    many rows instead of 10,000 round trips.
+    """
+    if not events:
+        return
+    carrier = {k: v.decode() for k, v in inject_headers()}
+    await session.execute(
+        table.insert(),
+        [
+            {"event_id": event_id, "topic": topic, "key": key, "payload": payload, "headers": carrier}
+            for topic, key, payload, event_id in events
+        ],
+    )
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
 class OutboxRelay:
     """Publishes unpublished outbox rows in id order, then marks them published.
 

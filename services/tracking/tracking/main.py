@@ -1,23 +1,52 @@
-"""Tracking service entry point: gRPC API plus the outbox relay."""
+"""Tracking service entry point: gRPC API, the outbox relay, and the 24 h timer sweeper."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from timetracking.tracking.v1 import tracking_pb2, tracking_pb2_grpc
-from tt_common.db import engine_from_settings, ping, session_factory
+from tt_common.db import engine_from_settings, ping, session_factory, transaction
+from tt_common.grpc_client import channel
 from tt_common.grpc_server import GrpcServiceRunner, run_service
 from tt_common.kafka import ensure_topics, make_producer
 from tt_common.outbox import OutboxRelay
+from tt_common.redis import make_redis
 
 from .config import TrackingSettings
-from .grpc_api import TrackingApi
+from .directory import ProjectsDirectory
+from .events import EntryEvents
+from .grpc_api import TrackingApi, utc_now
 from .models import outbox
+from .repository import Repositories
+from .timers import TimerLocks, cap_forgotten_timers
+
+
+async def sweep_forgotten_timers(
+    sessions: async_sessionmaker[AsyncSession], settings: TrackingSettings, *, once: bool = False
+) -> int:
+    """Cap timers that ran past 24 h, batch by batch, every `sweeper_interval_s`."""
+    total = 0
+    while True:
+        async with transaction(sessions) as session:
+            repos = Repositories.on(session)
+            events = EntryEvents(repos.outbox, settings.topic_entries)
+            capped = await cap_forgotten_timers(repos, events, utc_now(), settings.sweeper_batch_size)
+        total += capped
+        if capped == settings.sweeper_batch_size:
+            continue
+        if once:
+            return total
+        await asyncio.sleep(settings.sweeper_interval_s)
 
 
 async def serve(settings: TrackingSettings) -> None:
     engine = engine_from_settings(settings)
     sessions = session_factory(engine)
+    redis = make_redis(settings.redis_url)
+    projects = channel(settings.projects_target)
 
     async def relay() -> None:
         # A fresh producer per attempt: one whose start failed (Kafka down) is not reusable.
@@ -31,15 +60,37 @@ async def serve(settings: TrackingSettings) -> None:
         finally:
             await producer.stop()
 
+    api = TrackingApi(
+        settings,
+        sessions,
+        ProjectsDirectory(projects, settings.projects_deadline_s, settings.projects_cache_ttl_s),
+        TimerLocks(
+            redis,
+            ttl_ms=settings.timer_lock_ttl_ms,
+            wait_s=settings.timer_lock_wait_s,
+            retry_after_s=settings.redis_retry_after_s,
+        ),
+    )
     runner = GrpcServiceRunner(settings)
     runner.add_servicer(
         tracking_pb2_grpc.add_TrackingServiceServicer_to_server,
-        TrackingApi(settings, sessions),
+        api,
         tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name,
     )
     runner.add_worker("outbox-relay", relay)
+
+    async def sweeper() -> None:
+        await sweep_forgotten_timers(sessions, settings)
+
+    runner.add_worker("timer-sweeper", sweeper)
     runner.add_readiness_check("postgresql", partial(ping, engine))
-    runner.on_shutdown(engine.dispose)
+
+    async def close() -> None:
+        await projects.close()
+        await redis.aclose()
+        await engine.dispose()
+
+    runner.on_shutdown(close)
     await runner.serve()
 
 

@@ -82,6 +82,10 @@ class TimeEntry(Base):
         ),
         Index("ix_time_entries_user_start", "user_id", "start_time"),
         Index("ix_time_entries_project_start", "project_id", "start_time"),
+        # Claims, releases and "entries of this invoice" look entries up by invoice.
+        Index("ix_time_entries_invoice_id", "invoice_id", postgresql_where=text("invoice_id IS NOT NULL")),
+        # ListEntries filters on tags with @> (contains all of).
+        Index("ix_time_entries_tags", "tags", postgresql_using="gin"),
     )
 
 
@@ -97,6 +101,27 @@ class EntryAudit(Base):
     before: Mapped[dict | None] = mapped_column(JSONB)
     after: Mapped[dict | None] = mapped_column(JSONB)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class InvoiceClaim(Base):
+    """One row per invoice id that ever claimed (or released) entries.
+
+    It makes ClaimUninvoicedEntries idempotent per invoice id (the primary key
+    serialises two concurrent calls with the same id), and remembers released
+    invoices so that a late claim by a voided draft is refused.
+    """
+
+    __tablename__ = "invoice_claims"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # Unknown (null) when a release arrived for an invoice that never claimed anything.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 outbox = outbox_table(Base.metadata)

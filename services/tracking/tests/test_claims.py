@@ -1,0 +1,92 @@
+"""Claims for invoicing: one invoice per entry, ever, under real concurrency; idempotent per invoice id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+import pytest
+from tracking_testkit import World, count_rows, hours_ago, manual, ts
+
+from timetracking.common.v1 import types_pb2
+from timetracking.tracking.v1 import tracking_pb2 as tpb
+from timetracking.tracking.v1 import tracking_pb2_grpc
+
+Stub = tracking_pb2_grpc.TrackingServiceStub
+
+
+def claim(w: World, invoice_id: str, start_h: float, end_h: float) -> tpb.ClaimUninvoicedEntriesRequest:
+    return tpb.ClaimUninvoicedEntriesRequest(
+        invoice_id=invoice_id,
+        project_id=w.project_id,
+        period=types_pb2.Period(start=ts(hours_ago(start_h)), end=ts(hours_ago(end_h))),
+    )
+
+
+async def test_concurrent_overlapping_claims_never_share_an_entry(tracking: Stub, world: World, db) -> None:
+    users = [world.user_id, *[await world.new_member() for _ in range(3)]]
+    created = []
+    for user in users:
+        for i in range(10):
+            created.append(
+                await manual(tracking, world, hours_ago(22 - 2 * i), hours_ago(21 - 2 * i), user_id=user)
+            )
+    # Ten claims at once, over overlapping windows of the same project.
+    requests = [claim(world, str(uuid.uuid4()), 23 - i, 9 - i) for i in range(10)]
+    results = await asyncio.gather(*(tracking.ClaimUninvoicedEntries(r) for r in requests))
+    claimed = [e.entry_id for r in results for e in r.entries]
+    assert len(claimed) == len(set(claimed)) == len(created)
+    for request, result in zip(requests, results, strict=True):
+        assert all(e.invoice_id == request.invoice_id for e in result.entries)
+    assert (
+        count_rows(
+            db,
+            "SELECT count(*) FROM time_entries WHERE project_id = %s AND invoice_id IS NULL",
+            world.project_id,
+        )
+        == 0
+    )
+
+
+async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
+    tracking: Stub, world: World, db
+) -> None:
+    inside = await manual(tracking, world, hours_ago(10), hours_ago(9))
+    await manual(tracking, world, hours_ago(3), hours_ago(2))  # outside the period
+    running = await tracking.StartTimer(
+        tpb.StartTimerRequest(user_id=world.user_id, project_id=world.project_id)
+    )
+    invoice_id = str(uuid.uuid4())
+
+    first = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8))
+    assert [e.entry_id for e in first.entries] == [inside.entry_id] and not first.replayed
+    later = await manual(tracking, world, hours_ago(8.9), hours_ago(8.5))  # arrives after the claim
+    again = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8))
+    assert again.replayed and [e.entry_id for e in again.entries] == [inside.entry_id]
+    assert later.entry_id not in {e.entry_id for e in again.entries}
+    assert running.entry_id not in {e.entry_id for e in again.entries}
+
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 12, 8))
+    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    released = await tracking.ReleaseEntries(tpb.ReleaseEntriesRequest(invoice_id=invoice_id))
+    assert list(released.entry_ids) == [inside.entry_id]
+    assert (
+        list((await tracking.ReleaseEntries(tpb.ReleaseEntriesRequest(invoice_id=invoice_id))).entry_ids)
+        == []
+    )
+    entry = await tracking.GetEntry(tpb.GetEntryRequest(entry_id=inside.entry_id))
+    assert entry.invoice_id == "" and entry.version == 3
+    audit = await tracking.ListEntryAudit(tpb.ListEntryAuditRequest(entry_id=inside.entry_id))
+    assert [r.action for r in audit.records] == ["created", "claimed", "released"]
+    # created + claimed + released
+    assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = %s", inside.entry_id) == 3
+
+    # A voided invoice id never claims again; a fresh invoice gets the freed entries.
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8))
+    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    fresh = await tracking.ClaimUninvoicedEntries(claim(world, str(uuid.uuid4()), 11, 8))
+    assert {e.entry_id for e in fresh.entries} == {inside.entry_id, later.entry_id}
