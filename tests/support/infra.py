@@ -187,6 +187,10 @@ def service_overrides(infra: Infra, databases: dict[str, str], topic_suffix: str
         env[f"{p}_CONSUMER_GROUP"] = f"{service}-{topic_suffix}"
         if service in databases:
             env[f"{p}_DATABASE_URL"] = databases[service]
+    # Background schedules fast enough for a test to watch them work.
+    env["INVOICING_RECONCILE_INTERVAL_S"] = "1"
+    env["INVOICING_PENDING_GRACE_S"] = "3"
+    env["INVOICING_OVERDUE_INTERVAL_S"] = "1"
     return env
 
 

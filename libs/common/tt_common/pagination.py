@@ -42,3 +42,29 @@ def decode_token(token: str, parts: int, field: str = "page_token") -> list[str]
     if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
         raise InvalidArgument.field(field, "not a token this API issued")
     return key
+
+
+async def keyset_page(
+    session: Any, stmt: Any, created_col: Any, id_col: Any, size: int, token: str
+) -> tuple[list[Any], str]:
+    """One page of `stmt` ordered by (created_col, id_col), after the token's key.
+
+    Keyset pagination: stable under inserts, and as fast on page 1,000 as on page 1.
+    """
+    import uuid
+    from datetime import datetime
+
+    from sqlalchemy import tuple_
+
+    key = decode_token(token, 2)
+    if key is not None:
+        try:
+            after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
+        except ValueError:
+            raise InvalidArgument.field("page_token", "not a token this API issued") from None
+        stmt = stmt.where(tuple_(created_col, id_col) > tuple_(*after))
+    rows = list((await session.execute(stmt.order_by(created_col, id_col).limit(size + 1))).scalars())
+    if len(rows) <= size:
+        return rows, ""
+    last = rows[size - 1]
+    return rows[:size], encode_token(getattr(last, created_col.key).isoformat(), getattr(last, id_col.key))

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, func, select, tuple_
+from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tt_common.errors import AlreadyExists, Conflict, DomainError, InvalidArgument, NotFound
 from tt_common.outbox import enqueue
-from tt_common.pagination import decode_token, encode_token
+from tt_common.pagination import keyset_page
 
 from .models import Client, Project, ProjectMember, ProjectUserRate, Task, User, outbox
 
@@ -79,22 +78,7 @@ class Repository:
     async def page(
         self, stmt: Select[Any], created_col: Any, id_col: Any, size: int, token: str
     ) -> tuple[Sequence[Any], str]:
-        key = decode_token(token, 2)
-        if key is not None:
-            try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except ValueError:
-                raise InvalidArgument.field("page_token", "not a token this API issued") from None
-            stmt = stmt.where(tuple_(created_col, id_col) > tuple_(*after))
-        rows = (
-            (await self.session.execute(stmt.order_by(created_col, id_col).limit(size + 1))).scalars().all()
-        )
-        if len(rows) <= size:
-            return rows, ""
-        last = rows[size - 1]
-        return rows[:size], encode_token(
-            getattr(last, created_col.key).isoformat(), getattr(last, id_col.key)
-        )
+        return await keyset_page(self.session, stmt, created_col, id_col, size, token)
 
     # --- lookups -------------------------------------------------------------------
     async def user_by_email(self, email: str) -> User | None:

@@ -15,6 +15,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 from timetracking.projects.v1 import projects_pb2 as pb
 from tt_common.db import create_engine, session_factory, transaction
@@ -123,7 +124,7 @@ async def seed_demo() -> dict[str, str] | None:
                 if billable is not None:
                     req.is_billable = billable
                 await d.create_task(req)
-            memberships = [
+            memberships: list[tuple[Any, str, Any]] = [
                 (website, "manager@demo.timetracking.dev", pb.PROJECT_ROLE_MANAGER),
                 (website, "alice@demo.timetracking.dev", pb.PROJECT_ROLE_MEMBER),
                 (website, "bob@demo.timetracking.dev", pb.PROJECT_ROLE_MEMBER),
