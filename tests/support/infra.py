@@ -98,13 +98,17 @@ def _from_testcontainers() -> Infra:  # pragma: no cover - needs a Docker engine
 def _from_local_runner(cfg: StackConfig) -> Infra:
     names = [n for n, _ in stack.INFRA]
     already = {n for n in names if proc.running_pid(cfg, n)}
-    stack.infra_up(cfg)
-    started = [n for n in names if n not in already]
 
     def stop_what_we_started() -> None:
         for name, component in reversed(stack.INFRA):
-            if name in started:
+            if name not in already:
                 component.stop(cfg)
+
+    try:
+        stack.infra_up(cfg)
+    except BaseException:
+        stop_what_we_started()  # a half-started stack must not outlive the session
+        raise
 
     return Infra(
         pg_host="127.0.0.1",
@@ -211,8 +215,9 @@ def running_services(
     cfg = test_stack_config
     env = service_overrides(infra, session_databases, uuid.uuid4().hex[:8])
     services.stop(cfg)  # leftovers of an interrupted run hold the ports
-    services.start(cfg, env)
     try:
+        # Inside the try: when one service fails to start, the others it started are stopped too.
+        services.start(cfg, env)
         yield RunningStack(cfg.gateway_url, cfg, env)
     finally:
         services.stop(cfg)
