@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import partial
 
 from timetracking.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+from tt_common.bulk_consumer import BulkBatchConsumer
 from tt_common.db import engine_from_settings, ping, session_factory
 from tt_common.grpc_server import GrpcServiceRunner, run_service
-from tt_common.kafka import BatchConsumer, ensure_topics
+from tt_common.kafka import ensure_topics
 
 from . import consumers
 from .config import ReportingSettings
@@ -21,17 +22,23 @@ async def serve(settings: ReportingSettings) -> None:
     async def consume() -> None:
         await ensure_topics(
             settings.kafka_bootstrap_servers,
-            [settings.topic_entries, settings.topic_system, settings.topic_dead_letter],
+            [
+                settings.topic_entries,
+                settings.topic_directory,
+                settings.topic_system,
+                settings.topic_dead_letter,
+            ],
         )
-        await BatchConsumer(
+        await BulkBatchConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.consumer_group,
-            topics=[settings.topic_system],
+            topics=[settings.topic_entries, settings.topic_directory, settings.topic_system],
             sessions=sessions,
             decode=consumers.decoder_for(settings),
-            handle=consumers.handle,
+            handle_batch=consumers.handle_batch,
             dead_letter_topic=settings.topic_dead_letter,
             max_batch=settings.consumer_max_batch,
+            max_wait_ms=settings.consumer_max_wait_ms,
         ).run()
 
     runner = GrpcServiceRunner(settings)

@@ -1,0 +1,207 @@
+"""What the reporting benchmarks share: a stack to run against, events, percentiles, results.
+
+Own stack (the default): the local runner's test profile infrastructure (move
+it with TT_TEST_PORT_OFFSET / TT_TEST_STATE_DIR), a fresh reporting database
+migrated by Alembic, uuid-named topics, and ONLY the reporting service as a
+process (nothing else is needed: the benchmarks write events straight to its
+topics). Everything it started is stopped again, the database dropped.
+
+`--existing dev|test`: a stack already running (`make up`), its default topics
+and its reporting database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+
+from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
+from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
+from ttlocal import cli as stack  # noqa: E402
+from ttlocal import proc  # noqa: E402
+from ttlocal.config import StackConfig  # noqa: E402
+from ttlocal.python_env import venv_python  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+PROCESS = "reporting-bench"
+
+
+@dataclass
+class Target:
+    """Where the benchmark sends events and asks for reports."""
+
+    kafka: str
+    grpc: str
+    database_url: str  # postgresql:// (psycopg)
+    topic_entries: str
+    topic_directory: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def target(existing: str | None, cleanup: ExitStack) -> Target:
+    cfg = StackConfig.load(existing or "test")
+    if existing:
+        return Target(
+            cfg.kafka_bootstrap,
+            cfg.grpc_target("reporting"),
+            cfg.database_url("reporting").replace("postgresql+psycopg", "postgresql"),
+            os.environ.get("REPORTING_TOPIC_ENTRIES", "timetracking.entries.v1"),
+            os.environ.get("REPORTING_TOPIC_DIRECTORY", "timetracking.directory.v1"),
+        )
+    return _own_stack(cfg, cleanup)
+
+
+def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
+    import psycopg
+
+    names = [n for n, _ in stack.INFRA if n != "seaweed"]
+    already = {n for n in names if proc.running_pid(cfg, n)}
+    cfg.ensure_dirs()
+    for name, component in stack.INFRA:
+        if name in names:
+            component.install(cfg)
+            component.start(cfg)
+
+    def stop_infra() -> None:
+        for name, component in reversed(stack.INFRA):
+            if name in names and name not in already:
+                component.stop(cfg)
+
+    cleanup.callback(stop_infra)
+    suffix = uuid.uuid4().hex[:8]
+    db = f"reporting_bench{suffix}"
+    admin = cfg.database_url("postgres", "postgres").replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+
+    def drop_db() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    cleanup.callback(drop_db)
+    url = cfg.database_url("reporting", db)
+    subprocess.run(
+        [
+            str(venv_python(cfg)),
+            "-m",
+            "alembic",
+            "-c",
+            "services/reporting/alembic.ini",
+            "-x",
+            f"url={url}",
+            "upgrade",
+            "head",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    env = {
+        **cfg.service_env("reporting"),
+        "REPORTING_DATABASE_URL": url,
+        "REPORTING_GRPC_PORT": str(port),
+        "REPORTING_LOG_LEVEL": "WARNING",
+        "REPORTING_TOPIC_ENTRIES": f"timetracking.entries.bench{suffix}",
+        "REPORTING_TOPIC_DIRECTORY": f"timetracking.directory.bench{suffix}",
+        "REPORTING_TOPIC_SYSTEM": f"timetracking.system.bench{suffix}",
+        "REPORTING_TOPIC_DEAD_LETTER": f"timetracking.dlq.bench{suffix}",
+        "REPORTING_CONSUMER_GROUP": f"reporting-bench{suffix}",
+    }
+    proc.spawn(cfg, PROCESS, [str(venv_python(cfg)), "-m", "reporting"], env=env, cwd=ROOT)
+    cleanup.callback(proc.stop, cfg, PROCESS)
+    proc.wait_until(lambda: proc.port_open(port), "reporting", 60, cfg=cfg, name=PROCESS)
+    return Target(
+        cfg.kafka_bootstrap,
+        f"127.0.0.1:{port}",
+        url.replace("postgresql+psycopg", "postgresql"),
+        env["REPORTING_TOPIC_ENTRIES"],
+        env["REPORTING_TOPIC_DIRECTORY"],
+    )
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def user_event(user_id: str, timezone: str) -> bytes:
+    event = directory_pb2.DirectoryEvent(event_id=str(uuid.uuid4()))
+    event.occurred_at.FromDatetime(datetime.now(UTC))
+    event.user_changed.CopyFrom(
+        ppb.User(
+            user_id=user_id,
+            name="Bench User",
+            role=ppb.ROLE_EMPLOYEE,
+            timezone=timezone,
+            active=True,
+            version=1,
+        )
+    )
+    return event.SerializeToString()
+
+
+def stopped_event(
+    *, user_id: str, project_id: str, start: datetime, end: datetime, occurred_at: datetime | None = None
+) -> tuple[str, bytes]:
+    """(entry id, EntryStopped) for a new entry."""
+    entry_id = str(uuid.uuid4())
+    snap = entries_pb2.TimeEntrySnapshot(
+        entry_id=entry_id,
+        user_id=user_id,
+        project_id=project_id,
+        description="benchmark",
+        duration_seconds=int((end - start).total_seconds()),
+        is_billable=True,
+        hourly_rate="100.00",
+        currency="EUR",
+        version=1,
+    )
+    snap.start_time.FromDatetime(start)
+    snap.end_time.FromDatetime(end)
+    event = entries_pb2.EntryEvent(event_id=str(uuid.uuid4()), stopped=entries_pb2.EntryStopped(entry=snap))
+    event.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
+    return entry_id, event.SerializeToString()
+
+
+# --- numbers ----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def summary_ms(values_s: list[float]) -> dict[str, float]:
+    return {
+        "count": len(values_s),
+        "p50_ms": round(percentile(values_s, 50) * 1000, 1),
+        "p90_ms": round(percentile(values_s, 90) * 1000, 1),
+        "p99_ms": round(percentile(values_s, 99) * 1000, 1),
+        "max_ms": round(max(values_s) * 1000, 1) if values_s else float("nan"),
+    }
+
+
+def write_result(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path.relative_to(ROOT)

@@ -1,0 +1,30 @@
+"""How durations and money are shown: the one place for hours and line rounding."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from tt_common.money import round_money
+
+_SECONDS_PER_HOUR = Decimal(3600)
+_CENTI = Decimal("0.01")
+
+
+def hours(seconds: int) -> Decimal:
+    """Hours with 2 places, half-up (27 minutes -> 0.45; 20 seconds -> 0.01)."""
+    return (Decimal(seconds) / _SECONDS_PER_HOUR).quantize(_CENTI, rounding=ROUND_HALF_UP)
+
+
+def hours_text(seconds: int) -> str:
+    return format(hours(seconds), "f")
+
+
+def line_amount(seconds_x_rate: Decimal, currency: str) -> Decimal:
+    """One report line's amount: sum(duration_seconds x hourly rate) / 3600, rounded half-up
+    to the currency's minor unit once, for the whole line (never per entry)."""
+    return round_money(Decimal(seconds_x_rate) / _SECONDS_PER_HOUR, currency)
+
+
+def percent(used: Decimal, budget: Decimal) -> Decimal:
+    """Utilisation in percent with 2 places; callers ensure budget > 0."""
+    return (used * 100 / budget).quantize(_CENTI, rounding=ROUND_HALF_UP)

@@ -1,0 +1,44 @@
+"""Fixtures for reporting's integration tests: a producer onto the running stack's topics,
+the reporting gRPC stub, and direct access to reporting's database for what no API shows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import psycopg
+import pytest
+from reporting_testkit import EventWriter, Topics
+
+from tests.support.infra import Infra, RunningStack
+from timetracking.reporting.v1 import reporting_pb2_grpc
+from tt_common.kafka import ensure_topics, make_producer
+
+
+@pytest.fixture(scope="session")
+def topics(running_services: RunningStack) -> Topics:
+    return Topics.from_env(running_services.env)
+
+
+@pytest.fixture(scope="session")
+async def writer(infra: Infra, topics: Topics) -> AsyncIterator[EventWriter]:
+    await ensure_topics(infra.kafka_bootstrap, [topics.entries, topics.directory, topics.dead_letter])
+    producer = make_producer(infra.kafka_bootstrap, "reporting-tests")
+    await producer.start()
+    try:
+        yield EventWriter(producer, topics)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture(scope="session")
+async def reporting(running_services: RunningStack) -> AsyncIterator[reporting_pb2_grpc.ReportingServiceStub]:
+    async with grpc.aio.insecure_channel(running_services.config.grpc_target("reporting")) as channel:
+        yield reporting_pb2_grpc.ReportingServiceStub(channel)
+
+
+@pytest.fixture
+def reporting_db(session_databases: dict[str, str]) -> Iterator[psycopg.Connection]:
+    url = session_databases["reporting"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
