@@ -19,6 +19,9 @@ from .domain import Entry
 from .events import EntryEvents
 from .repository import Repositories
 
+# A claim of 100k entries runs longer than the default per-statement timeout.
+CLAIM_STATEMENT_TIMEOUT_S = 300
+
 
 async def claim_uninvoiced_entries(
     repos: Repositories,
@@ -47,6 +50,7 @@ async def claim_uninvoiced_entries(
             )
         return await repos.entries.lock_invoice_entries(invoice_id), True
 
+    await repos.entries.allow_long_statements(CLAIM_STATEMENT_TIMEOUT_S)
     claimable = await repos.entries.lock_claimable(project_id, start, end)
     claimed = await repos.entries.set_invoice([e.entry_id for e in claimable], invoice_id, now)
     before = {e.entry_id: e for e in claimable}

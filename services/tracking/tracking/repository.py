@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, literal, select, tuple_, update
-from sqlalchemy.dialects.postgresql import TIMESTAMP, insert
+from sqlalchemy import Table, any_, bindparam, delete, func, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -212,6 +213,10 @@ class EntryRepository:
 
     # --- invoicing ------------------------------------------------------------------
 
+    async def allow_long_statements(self, seconds: int) -> None:
+        """Lift the per-statement timeout for this transaction only (claims of 100k entries)."""
+        await self.session.execute(text(f"SET LOCAL statement_timeout = '{int(seconds)}s'"))
+
     async def lock_claimable(self, project_id: uuid.UUID, start: datetime, end: datetime) -> list[Entry]:
         """Uninvoiced, billable, stopped entries of the project starting in [start, end), locked.
 
@@ -249,9 +254,11 @@ class EntryRepository:
     ) -> list[Entry]:
         if not entry_ids:
             return []
+        # One array parameter, not one bind per id: a claim may hold 100k entries.
+        ids = bindparam("ids", value=list(entry_ids), type_=ARRAY(PG_UUID(as_uuid=True)))
         stmt = (
             update(entries)
-            .where(entries.c.entry_id.in_(entry_ids))
+            .where(entries.c.entry_id == any_(ids))
             .values(invoice_id=invoice_id, version=entries.c.version + 1, updated_at=now)
             .returning(*ENTRY_COLUMNS)
         )
