@@ -46,8 +46,19 @@ def test_a_moved_profile_clashes_with_neither_dev_nor_test(monkeypatch) -> None:
     for name in DEFAULT_PORTS:
         monkeypatch.delenv(f"TT_{name.upper()}_PORT", raising=False)
         monkeypatch.delenv(f"TT_TEST_{name.upper()}_PORT", raising=False)
+    # The defaults, even when this very run was started with a moved profile.
+    monkeypatch.delenv("TT_PORT_OFFSET", raising=False)
+    monkeypatch.delenv("TT_TEST_PORT_OFFSET", raising=False)
     taken = set(StackConfig.load("dev").ports.values()) | set(StackConfig.load("test").ports.values())
     for offset in range(200, 1001, 100):
         monkeypatch.setenv("TT_TEST_PORT_OFFSET", str(offset))
         moved = StackConfig.load("test").ports.values()
         assert not taken & set(moved), offset
+
+
+def test_every_grpc_service_gets_its_own_metrics_port() -> None:
+    cfg = StackConfig.load("dev")
+    ports = {s: cfg.service_env(s).get(f"{s.upper()}_METRICS_PORT") for s in SERVICES}
+    assert ports.pop("gateway") is None
+    assert all(ports.values()) and len(set(ports.values())) == len(ports)
+    assert ports["invoicing"] == str(cfg.port("invoicing_metrics"))

@@ -42,11 +42,18 @@ DEFAULT_PORTS: dict[str, int] = {
     "reporting": 50153,
     "invoicing": 50154,
     "gateway": 8180,
+    # Prometheus /metrics of the gRPC services (<SVC>_METRICS_PORT).
+    "projects_metrics": 19151,
+    "tracking_metrics": 19152,
+    "reporting_metrics": 19153,
+    "invoicing_metrics": 19154,
 }
 
 PROFILE_OFFSETS = {"dev": 0, "test": 100}
 
 SERVICES = ("projects", "tracking", "reporting", "invoicing", "gateway")
+# Services that serve gRPC (and Prometheus metrics on their own port).
+GRPC_SERVICES = ("projects", "tracking", "reporting", "invoicing")
 # Services that own a PostgreSQL database (the gateway keeps its state in Redis).
 DATABASE_SERVICES = ("projects", "tracking", "reporting", "invoicing")
 
@@ -167,6 +174,8 @@ class StackConfig:
         }
         if service in DATABASE_SERVICES:
             env[f"{p}_DATABASE_URL"] = self.database_url(service)
+        if service in GRPC_SERVICES:
+            env[f"{p}_METRICS_PORT"] = str(self.port(f"{service}_metrics"))
         for other in ("projects", "tracking", "reporting", "invoicing"):
             env[f"{p}_{other.upper()}_TARGET"] = self.grpc_target(other)
         if service == "gateway":

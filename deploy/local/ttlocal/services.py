@@ -52,9 +52,10 @@ def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None
         if proc.running_pid(cfg, service):
             proc.log(f"{service} already running on 127.0.0.1:{port}")
             continue
-        if proc.port_open(port):
+        taken = [p for p in (port, cfg.ports.get(f"{service}_metrics")) if p and proc.port_open(p)]
+        if taken:
             raise proc.StartupError(
-                f"port {port} for {service} is taken by a process this stack did not start"
+                f"port {taken[0]} for {service} is taken by a process this stack did not start"
             )
         env = {**cfg.service_env(service), **(env_overrides or {})}
         proc.spawn(cfg, service, [str(venv_python(cfg)), "-m", service], env=env, cwd=cfg.root)

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry import trace
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tt_common.db import create_engine, make_metadata, session_factory, transaction
 from tt_common.inbox import first_delivery, processed_events_table
 from tt_common.kafka import BatchConsumer, Delivery, InvalidMessage, make_producer
+from tt_common.metrics import MetricNames
 from tt_common.outbox import OutboxRelay, enqueue, outbox_table
 from tt_common.telemetry import setup_tracing
 
@@ -79,9 +81,15 @@ async def test_outbox_publishes_committed_events_once_in_order_and_never_rolled_
     await producer.start()
     try:
         relay = OutboxRelay(sessions=sessions, table=outbox, producer=producer, batch_size=7)
+        await relay.observe_backlog()
+        assert REGISTRY.get_sample_value(MetricNames.OUTBOX_PENDING) == 30
+        assert (REGISTRY.get_sample_value(MetricNames.OUTBOX_OLDEST_PENDING_AGE) or 0) > 0
         while await relay.publish_batch():
             pass
         assert await relay.pending() == 0
+        await relay.observe_backlog()
+        assert REGISTRY.get_sample_value(MetricNames.OUTBOX_PENDING) == 0
+        assert REGISTRY.get_sample_value(MetricNames.OUTBOX_OLDEST_PENDING_AGE) == 0
     finally:
         await producer.stop()
 
@@ -153,9 +161,13 @@ async def test_consumer_dedupes_dead_letters_poison_and_commits_after_the_transa
     task = asyncio.create_task(consumer.run())
     try:
         # Offsets are committed only after the batch's transaction: wait for the last one.
+        lag = {"topic": unique_topic, "partition": str(tp.partition)}
         async with asyncio.timeout(60):
             while await check.committed(tp) != len(messages):
                 await asyncio.sleep(0.2)
+            # Reported right after the commit: caught up, nothing left in the partition.
+            while REGISTRY.get_sample_value(MetricNames.KAFKA_CONSUMER_LAG, lag) != 0:
+                await asyncio.sleep(0.05)
         dead = await drain(infra, dlq, 2)
     finally:
         task.cancel()

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,8 +68,7 @@ class BulkBatchConsumer(BatchConsumer):
         # The database transaction has committed: dead-letter, then commit offsets.
         for record, reason in dead:
             await self._dead_letter(record, reason)
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
-        await self.consumer.commit(offsets)
+        await self._commit(batch)
         for delivery in valid:
             CONSUMED.labels(delivery.record.topic).inc()
         self.batches_committed += 1

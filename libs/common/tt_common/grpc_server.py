@@ -1,4 +1,4 @@
-"""grpc.aio server bootstrap: error mapping, tracing, health, reflection, graceful shutdown.
+"""grpc.aio server bootstrap: error mapping, tracing, metrics, health, reflection, graceful shutdown.
 
 A service's main.py builds a `GrpcServiceRunner`, adds its servicers and
 background workers (outbox relay, consumers, schedulers) and calls `run()`.
@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .errors import DomainError
 from .logging import get_logger
+from .metrics import GrpcMetricsInterceptor
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -85,7 +86,10 @@ class GrpcServiceRunner:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.server = grpc.aio.server(interceptors=[aio_server_interceptor(), DomainErrorInterceptor()])
+        # Outermost first: metrics wraps the error mapping, so it counts the final status code.
+        self.server = grpc.aio.server(
+            interceptors=[aio_server_interceptor(), GrpcMetricsInterceptor(), DomainErrorInterceptor()]
+        )
         self.health = health.aio.HealthServicer()
         self._service_names: list[str] = [reflection.SERVICE_NAME, health.SERVICE_NAME]
         self._workers: list[tuple[str, Worker]] = []
@@ -151,9 +155,10 @@ class GrpcServiceRunner:
         reflection.enable_server_reflection(self._service_names, self.server)
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         self.server.add_insecure_port(address)
-        await self.server.start()
         if self.settings.metrics_port:
+            # Before the gRPC port opens: a taken metrics port stops the process at once.
             prometheus_client.start_http_server(self.settings.metrics_port, addr=self.settings.grpc_host)
+        await self.server.start()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -163,7 +168,12 @@ class GrpcServiceRunner:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.add_worker("readiness", self._watch_readiness)
         tasks = [asyncio.create_task(self._supervise(n, w), name=n) for n, w in self._workers]
-        log.info("grpc server started", address=address, workers=[n for n, _ in self._workers])
+        log.info(
+            "grpc server started",
+            address=address,
+            metrics_port=self.settings.metrics_port,
+            workers=[n for n, _ in self._workers],
+        )
 
         await self._stopping.wait()
         log.info("shutting down", grace_s=self.settings.grpc_shutdown_grace_seconds)

@@ -9,6 +9,7 @@ headers, retryable errors retried (never dead-lettered), handlers idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,20 +18,26 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import trace
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .db import transaction
 from .logging import get_logger
+from .metrics import MetricNames
 from .telemetry import SpanNames, extract_headers, inject_headers
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 DEAD_LETTERED = Counter(
-    "kafka_messages_dead_lettered_total", "Messages sent to a dead-letter topic", ["topic", "reason"]
+    MetricNames.KAFKA_DEAD_LETTERED, "Messages sent to a dead-letter topic", ["topic", "reason"]
 )
-CONSUMED = Counter("kafka_messages_consumed_total", "Messages applied by a consumer", ["topic"])
+CONSUMED = Counter(MetricNames.KAFKA_CONSUMED, "Messages applied by a consumer", ["topic"])
+LAG = Gauge(
+    MetricNames.KAFKA_CONSUMER_LAG,
+    "Messages in a partition after this consumer's position (high watermark minus next offset)",
+    ["topic", "partition"],
+)
 
 
 def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
@@ -121,6 +128,7 @@ class BatchConsumer:
         )
         self.producer = make_producer(bootstrap_servers, f"{group_id}-dlq")
         self.batches_committed = 0
+        self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
         await self.producer.start()
@@ -140,6 +148,8 @@ class BatchConsumer:
                     log.exception("batch failed; will retry from the same offsets", backoff_s=backoff)
                     for tp, records in batch.items():
                         self.consumer.seek(tp, records[0].offset)
+                    # A consumer stuck on a failing batch falls behind: the gauge must say so.
+                    self._record_lag({tp: records[0].offset for tp, records in batch.items()})
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
         finally:
@@ -157,9 +167,31 @@ class BatchConsumer:
         # The database transaction has committed: dead-letter, then commit offsets.
         for record, reason in dead:
             await self._dead_letter(record, reason)
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
-        await self.consumer.commit(offsets)
+        await self._commit(batch)
         self.batches_committed += 1
+
+    async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Commit the offsets after the batch; then report each partition's lag."""
+        positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        await self.consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in positions.items()})
+        self._record_lag(positions)
+
+    def _record_lag(self, positions: dict[TopicPartition, int]) -> None:
+        """Lag = high watermark (from the latest fetch, no extra request) minus the next offset.
+
+        Partitions handed to another consumer in a rebalance drop out of the
+        gauge, so summing over replicas never counts a partition twice.
+        """
+        assigned = self.consumer.assignment()
+        for tp, position in positions.items():
+            highwater = self.consumer.highwater(tp) if tp in assigned else None
+            if highwater is not None:
+                LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+                self._lag_reported.add(tp)
+        for tp in self._lag_reported - assigned:
+            with contextlib.suppress(KeyError):  # another consumer in this process removed it
+                LAG.remove(tp.topic, str(tp.partition))
+        self._lag_reported &= assigned
 
     async def _apply_one(self, session: AsyncSession, record: ConsumerRecord) -> str | None:
         ctx = extract_headers(record.headers)

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .db import transaction
 from .logging import get_logger
+from .metrics import MetricNames
 from .telemetry import SpanNames, context_from_carrier, inject_headers
 
 log = get_logger(__name__)
@@ -46,8 +47,11 @@ _tracer = trace.get_tracer(__name__)
 
 NOTIFY_CHANNEL = "outbox"
 
-PUBLISHED = Counter("outbox_events_published_total", "Outbox events published to Kafka", ["topic"])
-PENDING = Gauge("outbox_events_pending", "Outbox events not yet published")
+PUBLISHED = Counter(MetricNames.OUTBOX_PUBLISHED, "Outbox events published to Kafka", ["topic"])
+PENDING = Gauge(MetricNames.OUTBOX_PENDING, "Outbox events not yet published")
+OLDEST_PENDING_AGE = Gauge(
+    MetricNames.OUTBOX_OLDEST_PENDING_AGE, "Age of the oldest unpublished outbox event (0 when none)"
+)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -151,9 +155,12 @@ class OutboxRelay:
                     raise
                 except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: keep rows, retry
                     log.warning("outbox relay failed; retrying", error=str(exc), backoff_s=backoff)
+                    # Kafka being down is when the backlog matters most: keep the gauges current.
+                    await self.observe_backlog()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 15.0)
                     continue
+                await self.observe_backlog()
                 loop_time = asyncio.get_running_loop().time()
                 if loop_time - last_cleanup > 600:
                     await self._cleanup()
@@ -182,7 +189,6 @@ class OutboxRelay:
                 )
             ).all()
             if not rows:
-                PENDING.set(0)
                 return 0
             # Bounded: a broker that vanishes mid-batch must not hold the row locks forever.
             async with asyncio.timeout(self.publish_timeout_s):
@@ -210,6 +216,26 @@ class OutboxRelay:
                     )
             # send() only enqueues; the acks (acks=all) arrive through these futures.
             await asyncio.gather(*futures)
+
+    async def observe_backlog(self) -> None:
+        """Set the backlog gauges: one query, over the partial index of unpublished rows."""
+        t = self.table
+        try:
+            async with self.sessions() as session:
+                count, age = (
+                    await session.execute(
+                        select(
+                            func.count(),
+                            # The database's clock, like created_at's default: no skew with ours.
+                            func.coalesce(func.extract("epoch", func.now() - func.min(t.c.created_at)), 0),
+                        ).where(t.c.published_at.is_(None))
+                    )
+                ).one()
+        except Exception as exc:  # noqa: BLE001 - best effort; the relay itself reports failures
+            log.debug("outbox backlog not observed", error=str(exc))
+            return
+        PENDING.set(count)
+        OLDEST_PENDING_AGE.set(max(float(age), 0.0))
 
     async def pending(self) -> int:
         async with self.sessions() as session:

@@ -29,6 +29,7 @@ from timetracking.projects.v1 import projects_pb2 as ppb
 from tt_common.db import transaction
 from tt_common.errors import FailedPrecondition, InvalidArgument
 from tt_common.logging import get_logger
+from tt_common.metrics import observe_outcome
 from tt_common.money import parse_currency
 from tt_common.validation import bounded_text, parse_optional_uuid, parse_uuid
 
@@ -36,6 +37,7 @@ from . import convert
 from .config import InvoicingSettings
 from .dependencies import Dependencies
 from .lines import BillableEntry, Line, build_lines, fixed_fee_line, totals
+from .metrics import GENERATION_SECONDS
 from .models import Invoice, InvoiceLine, InvoiceRequest
 from .repository import Repository
 
@@ -87,6 +89,10 @@ class InvoiceGenerator:
         self.deps = deps
 
     async def generate(self, request: GenerationRequest) -> tuple[Invoice, list[InvoiceLine]]:
+        with observe_outcome(GENERATION_SECONDS):
+            return await self._generate(request)
+
+    async def _generate(self, request: GenerationRequest) -> tuple[Invoice, list[InvoiceLine]]:
         project = await self.deps.project(request.project_id)
         if project.billing_type == ppb.BILLING_TYPE_NON_BILLABLE:
             raise FailedPrecondition(

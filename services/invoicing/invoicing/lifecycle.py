@@ -19,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tt_common.db import transaction
 from tt_common.errors import Conflict, FailedPrecondition, InvalidArgument
 from tt_common.logging import get_logger
+from tt_common.metrics import observe_outcome
 from tt_common.validation import bounded_text
 
 from . import convert
 from .config import InvoicingSettings
 from .dependencies import Dependencies
+from .metrics import PDF_BYTES, PDF_RENDER_SECONDS
 from .models import Invoice, InvoiceLine
 from .pdf import PdfRenderer, invoice_context
 from .repository import Repository
@@ -96,7 +98,9 @@ class Lifecycle:
             context = invoice_context(
                 invoice, lines, client=client, project_name=project.name, seller=self._seller()
             )
-            content = await self.renderer.render(context)
+            with observe_outcome(PDF_RENDER_SECONDS):
+                content = await self.renderer.render(context)
+            PDF_BYTES.observe(len(content))
             assert invoice.pdf_key and invoice.number
             await self.store.put(invoice.pdf_key, content, number=invoice.number)
         except Exception as exc:  # noqa: BLE001 - the send has committed; recovery renders later

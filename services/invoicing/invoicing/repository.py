@@ -145,12 +145,18 @@ class Repository:
             .all()
         )
 
-    async def missing_pdfs(self, limit: int = 10) -> Sequence[Invoice]:
+    async def missing_pdfs(self, older_than_s: float, limit: int = 10) -> Sequence[Invoice]:
+        """Sent invoices without a stored PDF, left alone while their sender may still be rendering."""
         return (
             (
                 await self.session.execute(
                     select(Invoice)
-                    .where(Invoice.number.is_not(None), Invoice.pdf_stored_at.is_(None))
+                    .where(
+                        Invoice.number.is_not(None),
+                        Invoice.pdf_stored_at.is_(None),
+                        Invoice.updated_at
+                        < text("now() - make_interval(secs => :age)").bindparams(age=older_than_s),
+                    )
                     .order_by(Invoice.updated_at)
                     .limit(limit)
                 )

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from timetracking.events.v1 import directory_pb2, entries_pb2, system_pb2
 from tt_common.inbox import first_delivery
 from tt_common.kafka import Delivery, InvalidMessage
+from tt_common.metrics import MetricNames
 
 from . import read_model
 from .config import ReportingSettings
@@ -30,7 +31,7 @@ from .models import READ_MODEL_TABLES, processed_events
 from .repository import STREAM_ORDERED, ProbeRepository, ReadModelRepository
 
 EVENT_APPLY_LAG = Histogram(
-    "reporting_event_apply_lag_seconds",
+    MetricNames.REPORTING_EVENT_APPLY_LAG,
     "From an event's occurred_at to reporting applying it",
     ["table"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),

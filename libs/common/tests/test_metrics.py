@@ -1,0 +1,83 @@
+"""The gRPC metrics interceptor counts every call with its final status code."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
+
+from tt_common.errors import InvalidArgument, NotFound
+from tt_common.grpc_server import DomainErrorInterceptor
+from tt_common.metrics import GrpcMetricsInterceptor, MetricNames, split_method
+
+SERVICE, METHOD = "grpc.health.v1.Health", "Check"
+
+
+class ScriptedHealth(health_pb2_grpc.HealthServicer):
+    """Answers by the requested service name: "" is fine, the rest raise."""
+
+    async def Check(self, request, context):
+        if request.service == "missing":
+            raise NotFound("no such thing")
+        if request.service == "bad":
+            raise InvalidArgument.field("service", "bad")
+        if request.service == "boom":
+            raise RuntimeError("boom")
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+
+@pytest.fixture
+async def channel():
+    # The runner's order: metrics outside the error mapping.
+    server = grpc.aio.server(interceptors=[GrpcMetricsInterceptor(), DomainErrorInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(ScriptedHealth(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await server.stop(None)
+
+
+def handled(code: str) -> float:
+    labels = {"grpc_service": SERVICE, "grpc_method": METHOD, "grpc_code": code}
+    return REGISTRY.get_sample_value(MetricNames.GRPC_SERVER_HANDLED, labels) or 0.0
+
+
+def timed() -> float:
+    labels = {"grpc_service": SERVICE, "grpc_method": METHOD}
+    return REGISTRY.get_sample_value(f"{MetricNames.GRPC_SERVER_HANDLING_SECONDS}_count", labels) or 0.0
+
+
+async def test_calls_are_counted_by_their_final_status_code_and_timed(channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    codes = ("OK", "NOT_FOUND", "INVALID_ARGUMENT", "INTERNAL")
+    before = {code: handled(code) for code in codes}
+    count_before = timed()
+
+    await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    for name in ("missing", "bad", "boom"):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+
+    moved = {code: handled(code) - before[code] for code in codes}
+    assert moved == {"OK": 2, "NOT_FOUND": 1, "INVALID_ARGUMENT": 1, "INTERNAL": 1}
+    assert timed() - count_before == 5
+
+
+async def test_unknown_methods_create_no_label_sets(channel) -> None:
+    call = channel.unary_unary("/grpc.health.v1.Health/NoSuchMethod")
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await call(b"", timeout=5)
+    assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    labels = {"grpc_service": SERVICE, "grpc_method": "NoSuchMethod", "grpc_code": "UNIMPLEMENTED"}
+    assert REGISTRY.get_sample_value(MetricNames.GRPC_SERVER_HANDLED, labels) is None
+
+
+def test_split_method() -> None:
+    assert split_method("/timetracking.projects.v1.ProjectsService/GetUser") == (
+        "timetracking.projects.v1.ProjectsService",
+        "GetUser",
+    )
+    assert split_method("garbage") == ("unknown", "garbage")

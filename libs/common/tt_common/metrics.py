@@ -1,0 +1,122 @@
+"""Prometheus metrics: every metric name, and the gRPC server interceptor.
+
+Each service process exposes the default prometheus_client registry on
+`<SVC>_METRICS_PORT` (started by GrpcServiceRunner). Metrics carry no service
+label: one process is one service, and the scraper adds job and instance.
+Metric objects live next to the code that records them (outbox.py, kafka.py,
+invoicing); their names live here, so dashboards, alerts and code agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+
+class MetricNames:
+    """Metric names as exposed (counters with their `_total` suffix)."""
+
+    GRPC_SERVER_HANDLED = "grpc_server_handled_total"
+    GRPC_SERVER_HANDLING_SECONDS = "grpc_server_handling_seconds"
+    OUTBOX_PUBLISHED = "outbox_events_published_total"
+    OUTBOX_PENDING = "outbox_events_pending"
+    OUTBOX_OLDEST_PENDING_AGE = "outbox_oldest_pending_age_seconds"
+    KAFKA_CONSUMED = "kafka_messages_consumed_total"
+    KAFKA_DEAD_LETTERED = "kafka_messages_dead_lettered_total"
+    KAFKA_CONSUMER_LAG = "kafka_consumer_lag_messages"
+    INVOICE_GENERATION_SECONDS = "invoice_generation_seconds"
+    INVOICE_PDF_RENDER_SECONDS = "invoice_pdf_render_seconds"
+    INVOICE_PDF_BYTES = "invoice_pdf_bytes"
+    REPORTING_EVENT_APPLY_LAG = "reporting_event_apply_lag_seconds"
+
+
+# 1 ms .. 10 s: a cached lookup at the low end, a 10,000-entry invoice at the high end.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+GRPC_HANDLED = Counter(
+    MetricNames.GRPC_SERVER_HANDLED,
+    "gRPC calls completed on the server, by final status code",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_HANDLING_SECONDS = Histogram(
+    MetricNames.GRPC_SERVER_HANDLING_SECONDS,
+    "Time the server took for a gRPC call, whatever its outcome",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+@contextmanager
+def observe_outcome(histogram: Histogram) -> Iterator[None]:
+    """Time the block into `histogram`, labelled `outcome` "ok", or "error" when it raises."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        yield
+        outcome = "ok"
+    finally:
+        histogram.labels(outcome).observe(time.perf_counter() - started)
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """'/timetracking.projects.v1.ProjectsService/GetUser' -> (service, method)."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return service or "unknown", method or "unknown"
+
+
+def _final_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+    """The status the client receives.
+
+    `context.abort` (what DomainErrorInterceptor does) and `set_code` record the
+    code on the context (it stays None on a plain success); an exception that
+    escapes without an abort becomes UNKNOWN in grpc; a cancelled call is CANCELLED.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+
+
+class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times unary-unary calls by service, method and final status code.
+
+    Install it OUTSIDE DomainErrorInterceptor (earlier in the interceptor list),
+    so it sees the status that exceptions were mapped to. Only registered
+    methods are measured: an unknown method name (a scanner, a typo) returns
+    UNIMPLEMENTED without creating a label set, which keeps cardinality bounded.
+    Streaming calls (health Watch, reflection) pass through unmeasured.
+    """
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.unary_unary:
+            return handler
+        inner = handler.unary_unary
+        service, method = split_method(handler_call_details.method)
+        latency = GRPC_HANDLING_SECONDS.labels(service, method)
+
+        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            failure: BaseException | None = None
+            try:
+                return await inner(request, context)
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                latency.observe(time.perf_counter() - started)
+                GRPC_HANDLED.labels(service, method, _final_code(context, failure).name).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            measured,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
