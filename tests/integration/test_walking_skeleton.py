@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import grpc
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.infra import RunningStack
+from timetracking.projects.v1 import projects_pb2, projects_pb2_grpc
 
 GRPC_SERVICES = {
     "projects": "timetracking.projects.v1.ProjectsService",
@@ -30,6 +32,25 @@ async def test_every_grpc_service_reports_serving(service: str, running_services
             assert resp.status == health_pb2.HealthCheckResponse.SERVING, name
 
 
+@pytest.fixture(scope="module")
+async def admin_headers(running_services: RunningStack) -> dict[str, str]:
+    """An ADMIN (created over projects gRPC) logged in through the gateway: probes are admin-only."""
+    email, password = f"skeleton-{uuid.uuid4().hex[:10]}@example.com", "walking-skeleton-password"
+    async with grpc.aio.insecure_channel(running_services.config.grpc_target("projects")) as channel:
+        await projects_pb2_grpc.ProjectsServiceStub(channel).CreateUser(
+            projects_pb2.CreateUserRequest(
+                name="Skeleton Admin", email=email, role=projects_pb2.ROLE_ADMIN, password=password
+            ),
+            timeout=10,
+        )
+    async with httpx.AsyncClient(base_url=running_services.gateway_url, timeout=10) as http:
+        resp = await http.post(
+            "/v1/auth/token", json={"grant_type": "password", "email": email, "password": password}
+        )
+    assert resp.status_code == 200, resp.text
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
 def test_gateway_health_and_readiness_list_every_dependency(running_services: RunningStack) -> None:
     with httpx.Client(base_url=running_services.gateway_url, timeout=10) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
@@ -41,8 +62,12 @@ def test_gateway_health_and_readiness_list_every_dependency(running_services: Ru
         assert all(v == "ok" for v in checks.values()), checks
 
 
-async def test_probe_goes_gateway_grpc_outbox_kafka_reporting(running_services: RunningStack) -> None:
-    async with httpx.AsyncClient(base_url=running_services.gateway_url, timeout=10) as http:
+async def test_probe_goes_gateway_grpc_outbox_kafka_reporting(
+    running_services: RunningStack, admin_headers: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=running_services.gateway_url, timeout=10, headers=admin_headers
+    ) as http:
         created = await http.post("/v1/system/pipeline-probes", json={"note": "walking skeleton"})
         assert created.status_code == 202, created.text
         probe_id = created.json()["probe_id"]
@@ -61,8 +86,10 @@ async def test_probe_goes_gateway_grpc_outbox_kafka_reporting(running_services: 
         assert body["lag_seconds"] >= 0
 
 
-def test_bad_input_gets_problem_json_naming_the_field(running_services: RunningStack) -> None:
-    with httpx.Client(base_url=running_services.gateway_url, timeout=10) as http:
+def test_bad_input_gets_problem_json_naming_the_field(
+    running_services: RunningStack, admin_headers: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=running_services.gateway_url, timeout=10, headers=admin_headers) as http:
         too_long = http.post("/v1/system/pipeline-probes", json={"note": "x" * 201})
         assert too_long.status_code == 422
         assert too_long.headers["content-type"] == "application/problem+json"

@@ -187,6 +187,7 @@ def service_overrides(infra: Infra, databases: dict[str, str], topic_suffix: str
         env[f"{p}_TOPIC_ENTRIES"] = f"timetracking.entries.{topic_suffix}"
         env[f"{p}_TOPIC_SYSTEM"] = f"timetracking.system.{topic_suffix}"
         env[f"{p}_TOPIC_DIRECTORY"] = f"timetracking.directory.{topic_suffix}"
+        env[f"{p}_TOPIC_INVOICES"] = f"timetracking.invoices.{topic_suffix}"
         env[f"{p}_TOPIC_DEAD_LETTER"] = f"timetracking.dlq.{topic_suffix}"
         env[f"{p}_CONSUMER_GROUP"] = f"{service}-{topic_suffix}"
         if service in databases:

@@ -11,8 +11,10 @@ the test profile (for example `TT_PG_PORT=25432 make up`); `TT_PORT_OFFSET` /
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pwd
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +134,16 @@ class StackConfig:
         key = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
         return Path("/var/tmp/timetracking") / f"{key}-{self.profile}" / "postgres"
 
+    @property
+    def jwt_dev_secret(self) -> str:
+        """The local stack's JWT key: random per state directory, kept across restarts."""
+        path = self.state_dir / "jwt-dev-key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     # --- endpoints ---------------------------------------------------------
     def port(self, name: str) -> int:
         return self.ports[name]
@@ -181,6 +193,9 @@ class StackConfig:
         if service == "gateway":
             env["GATEWAY_HTTP_PORT"] = str(self.port("gateway"))
             env.pop("GATEWAY_GRPC_PORT")
+            env["GATEWAY_ENVIRONMENT"] = "dev" if self.profile == "dev" else "test"
+            env["GATEWAY_JWT_KEYS"] = json.dumps({"local-1": self.jwt_dev_secret})
+            env["GATEWAY_JWT_ACTIVE_KID"] = "local-1"
         if service in ("invoicing", "gateway"):
             env[f"{p}_S3_ENDPOINT_URL"] = self.s3_endpoint
             env[f"{p}_S3_ACCESS_KEY"] = self.s3_access_key

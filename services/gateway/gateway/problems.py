@@ -1,4 +1,11 @@
-"""Errors as problem+json (RFC 9457); gRPC status codes mapped to HTTP once, here."""
+"""Errors as problem+json (RFC 9457); gRPC status codes mapped to HTTP once, here.
+
+Three sources of errors, one mapping:
+- a failed gRPC call (`grpc.aio.AioRpcError`): its status code through GRPC_TO_HTTP;
+- a domain error raised by the gateway itself (`tt_common.errors`): its gRPC code, same table;
+- an HTTP-only condition (`HttpProblem`: 412, 413, 428, 429 ...) with its own status.
+Every body carries a stable machine-readable `code`; validation errors list the fields.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tt_common.errors import DomainError, InvalidArgument
 from tt_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -19,6 +27,7 @@ PROBLEM_JSON = "application/problem+json"
 
 GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.ABORTED: 409,
@@ -33,22 +42,77 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 
 RETRY_AFTER_S = "5"
 
+TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal error",
+    501: "Not implemented",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
 
-def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
-    body = {
+
+class HttpProblem(Exception):
+    """A condition that exists only at the HTTP edge (412, 413, 428, 429, ...)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.errors = errors or []
+
+
+def problem(
+    status: int,
+    detail: str,
+    code: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
         "type": f"https://timetracking.dev/problems/{code}",
-        "title": title,
+        "title": title or TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         "code": code,
-        **extra,
     }
-    headers = {"Retry-After": RETRY_AFTER_S} if status in (503, 429) else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    if errors:
+        body["errors"] = errors
+    all_headers = dict(headers or {})
+    if status in (503, 429):
+        all_headers.setdefault("Retry-After", RETRY_AFTER_S)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=all_headers or None)
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    return GRPC_TO_HTTP.get(code, 500)
 
 
 def from_grpc_error(exc: grpc.aio.AioRpcError) -> JSONResponse:
-    status = GRPC_TO_HTTP.get(exc.code(), 500)
+    status = http_status(exc.code())
     metadata = exc.trailing_metadata() or ()
     code = next((v for k, v in metadata if k == "error-code"), None) or exc.code().name.lower()
     errors: list[dict[str, str]] = []
@@ -61,11 +125,44 @@ def from_grpc_error(exc: grpc.aio.AioRpcError) -> JSONResponse:
     detail = exc.details() or exc.code().name
     if status == 500:
         log.error("unmapped grpc error", grpc_code=exc.code().name, detail=detail)
-        detail = "internal error"
+        detail, code = "internal error", "internal"
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
         detail = "a backing service is unavailable, retry later"
-    extra = {"errors": errors} if errors else {}
-    return problem(status, exc.code().name.replace("_", " ").title(), detail, code, **extra)
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        detail = "a backing service did not answer in time"
+    return problem(status, detail, code, errors=errors)
+
+
+def from_domain_error(exc: DomainError) -> JSONResponse:
+    status = http_status(exc.code)
+    errors = (
+        [{"field": v.field, "reason": v.reason} for v in exc.violations]
+        if isinstance(exc, InvalidArgument)
+        else []
+    )
+    return problem(status, exc.message, exc.error_code, errors=errors)
+
+
+def from_http_problem(exc: HttpProblem) -> JSONResponse:
+    return problem(exc.status, exc.detail, exc.code, headers=exc.headers, errors=exc.errors)
+
+
+def response_for(exc: BaseException) -> JSONResponse | None:
+    """The problem response for an error the API answers itself; None for a bug."""
+    if isinstance(exc, HttpProblem):
+        return from_http_problem(exc)
+    if isinstance(exc, DomainError):
+        return from_domain_error(exc)
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return from_grpc_error(exc)
+    return None
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 def install(app: FastAPI) -> None:
@@ -73,16 +170,26 @@ def install(app: FastAPI) -> None:
     async def _grpc(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return from_grpc_error(exc)
 
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return from_domain_error(exc)
+
+    @app.exception_handler(HttpProblem)
+    async def _http_problem(_: Request, exc: HttpProblem) -> JSONResponse:
+        return from_http_problem(exc)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "reason": e["msg"]}
-            for e in exc.errors()
-        ]
-        return problem(
-            422, "Invalid request", "the request has invalid fields", "invalid_argument", errors=errors
-        )
+        errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+        return problem(422, "the request has invalid fields", "invalid_argument", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), f"http_{exc.status_code}")
+        status = exc.status_code
+        detail = str(exc.detail) if exc.detail else TITLES.get(status, "error")
+        return problem(status, detail, f"http_{status}", headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", error=type(exc).__name__)
+        return problem(500, "internal error", "internal")

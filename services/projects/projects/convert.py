@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from timetracking.projects.v1 import projects_pb2 as pb
 from tt_common.money import format_decimal
 
-from .models import Client, Project, ProjectMember, ProjectUserRate, Task, User
+from .models import ApiToken, Client, Project, ProjectMember, ProjectUserRate, Task, User
 
 ROLES = {"EMPLOYEE": pb.ROLE_EMPLOYEE, "MANAGER": pb.ROLE_MANAGER, "ADMIN": pb.ROLE_ADMIN}
 ROLE_NAMES = {v: k for k, v in ROLES.items()}
@@ -115,4 +115,14 @@ def rate(r: ProjectUserRate) -> pb.ProjectUserRate:
         hourly_rate=format_decimal(r.hourly_rate),
         version=r.version,
         updated_at=ts(r.updated_at),
+    )
+
+
+def api_token(t: ApiToken) -> pb.ApiToken:
+    return pb.ApiToken(
+        token_id=str(t.token_id),
+        user_id=str(t.user_id),
+        name=t.name,
+        prefix=t.prefix,
+        created_at=ts(t.created_at),
     )

@@ -18,6 +18,7 @@ from . import convert
 from .config import ProjectsSettings
 from .repository import Repository
 from .service import Directory
+from .tokens import ApiTokens
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
 
@@ -62,6 +63,35 @@ class ProjectsApi(projects_pb2_grpc.ProjectsServiceServicer):
     async def VerifyCredentials(self, request: pb.VerifyCredentialsRequest, context: Ctx) -> pb.User:
         async with self._directory() as d:
             return convert.user(await d.verify_credentials(request.email, request.password))
+
+    # --- personal API tokens -------------------------------------------------------------
+    async def CreateApiToken(
+        self, request: pb.CreateApiTokenRequest, context: Ctx
+    ) -> pb.CreateApiTokenResponse:
+        async with self._directory() as d:
+            token, secret = await ApiTokens(d.repo).create(request)
+            return pb.CreateApiTokenResponse(token=convert.api_token(token), secret=secret)
+
+    async def ListApiTokens(self, request: pb.ListApiTokensRequest, context: Ctx) -> pb.ListApiTokensResponse:
+        async with self._directory(write=False) as d:
+            rows, page_token = await ApiTokens(d.repo).list(request)
+        return pb.ListApiTokensResponse(
+            tokens=[convert.api_token(t) for t in rows], next_page_token=page_token
+        )
+
+    async def RevokeApiToken(
+        self, request: pb.RevokeApiTokenRequest, context: Ctx
+    ) -> pb.RevokeApiTokenResponse:
+        async with self._directory() as d:
+            await ApiTokens(d.repo).revoke(request)
+        return pb.RevokeApiTokenResponse()
+
+    async def VerifyApiToken(
+        self, request: pb.VerifyApiTokenRequest, context: Ctx
+    ) -> pb.VerifyApiTokenResponse:
+        async with self._directory(write=False) as d:
+            user, token = await ApiTokens(d.repo).verify(request.secret)
+            return pb.VerifyApiTokenResponse(user=convert.user(user), token_id=str(token.token_id))
 
     # --- clients -----------------------------------------------------------------------
     async def CreateClient(self, request: pb.CreateClientRequest, context: Ctx) -> pb.Client:

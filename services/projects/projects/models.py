@@ -173,4 +173,23 @@ class ProjectUserRate(Base):
     )
 
 
+class ApiToken(Base):
+    """A personal API token: only the SHA-256 of its secret is kept (see projects/tokens.py)."""
+
+    __tablename__ = "api_tokens"
+
+    token_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.user_id"), nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_api_tokens_hash", "token_hash", unique=True),
+        Index("ix_api_tokens_user_created", "user_id", "created_at", "token_id"),
+    )
+
+
 outbox = outbox_table(Base.metadata)

@@ -15,7 +15,7 @@ from tt_common.errors import AlreadyExists, Conflict, DomainError, InvalidArgume
 from tt_common.outbox import enqueue
 from tt_common.pagination import keyset_page
 
-from .models import Client, Project, ProjectMember, ProjectUserRate, Task, User, outbox
+from .models import ApiToken, Client, Project, ProjectMember, ProjectUserRate, Task, User, outbox
 
 M = TypeVar("M")
 
@@ -142,9 +142,24 @@ class Repository:
             .all()
         )
 
+    # --- API tokens ------------------------------------------------------------------
+    async def count_active_tokens(self, user_id: uuid.UUID) -> int:
+        stmt = select(func.count()).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def token_with_owner(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        row = (
+            await self.session.execute(
+                select(ApiToken, User)
+                .join(User, User.user_id == ApiToken.user_id)
+                .where(ApiToken.token_hash == token_hash)
+            )
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
     # --- the outbox ----------------------------------------------------------------
     async def publish(self, *, topic: str, key: str, payload: bytes, event_id: uuid.UUID) -> None:
         await enqueue(self.session, outbox, topic=topic, key=key, payload=payload, event_id=event_id)
 
 
-__all__ = ["Client", "Project", "ProjectMember", "ProjectUserRate", "Repository", "Task", "User"]
+__all__ = ["ApiToken", "Client", "Project", "ProjectMember", "ProjectUserRate", "Repository", "Task", "User"]
