@@ -1,4 +1,5 @@
--- One database per service; btree_gist for tracking's overlap constraint.
+-- One database per service (each service owns its data); btree_gist for
+-- tracking's overlap constraint (also created by tracking's first migration).
 CREATE DATABASE projects;
 CREATE DATABASE tracking;
 CREATE DATABASE reporting;

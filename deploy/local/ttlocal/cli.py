@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import kafka, postgres, proc, python_env, redis, seaweed, services
+from . import kafka, postgres, proc, python_env, redis, seaweed, services, tools
 from .config import SERVICES, StackConfig
 
 INFRA = (("postgres", postgres), ("redis", redis), ("kafka", kafka), ("seaweed", seaweed))
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 python_env.install(cfg)
                 for _, component in INFRA:
                     component.install(cfg)
+                tools.install(cfg)
             case "down":
                 down(cfg)
             case "status":
