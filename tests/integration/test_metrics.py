@@ -308,3 +308,34 @@ async def test_invoicing_times_generation_and_pdf_rendering(
 
     await eventually(running_services, "invoicing", unmet)
     assert traffic.invoice.number  # sent: numbered, and its PDF rendered
+
+
+async def test_gateway_counts_requests_by_route_template_and_status(running_services: RunningStack) -> None:
+    before = await scrape(running_services, "gateway")
+    entry_route = "/v1/time-entries/{entry_id}"
+    async with httpx.AsyncClient(base_url=running_services.gateway_url, timeout=10) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        for _ in range(3):
+            # Unauthenticated: 401, counted under the route's template, never the raw id.
+            assert (await http.get(f"/v1/time-entries/{uuid.uuid4()}")).status_code == 401
+        assert (await http.get("/no/such/path")).status_code == 404
+
+    def unmet(after: Scrape) -> list[str]:
+        wanted = [
+            (M.HTTP_SERVER_REQUESTS, {"method": "GET", "route": "/healthz", "code": "200"}, 1),
+            (M.HTTP_SERVER_REQUESTS, {"method": "GET", "route": entry_route, "code": "401"}, 3),
+            (M.HTTP_SERVER_REQUESTS, {"method": "GET", "route": "unmatched", "code": "404"}, 1),
+            (M.HTTP_SERVER_REQUEST_SECONDS + "_count", {"method": "GET", "route": entry_route}, 3),
+        ]
+        return [
+            f"{name}{labels} moved less than {n}"
+            for name, labels, n in wanted
+            if after.value(name, **labels) - before.value(name, **labels) < n
+        ]
+
+    after = await eventually(running_services, "gateway", unmet, within=20)
+    assert not [
+        s
+        for s in after.series(M.HTTP_SERVER_REQUESTS)
+        if "/v1/time-entries/" in s.labels["route"] and "{" not in s.labels["route"]
+    ], "raw ids must never become labels"

@@ -49,6 +49,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "tracking_metrics": 19152,
     "reporting_metrics": 19153,
     "invoicing_metrics": 19154,
+    "gateway_metrics": 19155,
 }
 
 PROFILE_OFFSETS = {"dev": 0, "test": 100}
@@ -186,8 +187,7 @@ class StackConfig:
         }
         if service in DATABASE_SERVICES:
             env[f"{p}_DATABASE_URL"] = self.database_url(service)
-        if service in GRPC_SERVICES:
-            env[f"{p}_METRICS_PORT"] = str(self.port(f"{service}_metrics"))
+        env[f"{p}_METRICS_PORT"] = str(self.port(f"{service}_metrics"))
         for other in ("projects", "tracking", "reporting", "invoicing"):
             env[f"{p}_{other.upper()}_TARGET"] = self.grpc_target(other)
         if service == "gateway":

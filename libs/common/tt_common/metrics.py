@@ -22,6 +22,8 @@ from prometheus_client import Counter, Histogram
 class MetricNames:
     """Metric names as exposed (counters with their `_total` suffix)."""
 
+    HTTP_SERVER_REQUESTS = "http_server_requests_total"
+    HTTP_SERVER_REQUEST_SECONDS = "http_server_request_duration_seconds"
     GRPC_SERVER_HANDLED = "grpc_server_handled_total"
     GRPC_SERVER_HANDLING_SECONDS = "grpc_server_handling_seconds"
     OUTBOX_PUBLISHED = "outbox_events_published_total"

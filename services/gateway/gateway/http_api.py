@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from tt_common.redis import make_redis
 
 from . import problems
+from .metrics import HttpMetrics
 from .clients import ServiceClients
 from .config import GatewaySettings
 from .limits import BodySizeLimit
@@ -83,6 +84,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for module in (auth, users, clients, projects, timer, entries, reports, invoices, system):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics)
     # One server span per request; the ASGI receive/send sub-spans cost CPU and tell nothing here.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
     return app

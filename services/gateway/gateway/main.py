@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import prometheus_client
 import uvicorn
 
 from tt_common.logging import configure_logging
@@ -16,6 +17,9 @@ def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     setup_tracing(settings.service_name)
+    if settings.metrics_port:
+        # Not on the public port: scrapers reach it inside the cluster only.
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.http_host)
     try:
         uvicorn.run(
             create_app(settings),

@@ -1,0 +1,55 @@
+"""HTTP metrics: requests by method, route template and status, and their latency.
+
+The route label is the matched path template (`/v1/time-entries/{entry_id}`),
+never the raw path, so ids and scanners cannot create new series; unmatched
+paths count as `unmatched`. Exposed on GATEWAY_METRICS_PORT, not on the public port.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from tt_common.metrics import LATENCY_BUCKETS, MetricNames
+
+REQUESTS = Counter(
+    MetricNames.HTTP_SERVER_REQUESTS.removesuffix("_total"),
+    "HTTP requests answered by the gateway",
+    ["method", "route", "code"],
+)
+LATENCY = Histogram(
+    MetricNames.HTTP_SERVER_REQUEST_SECONDS,
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class HttpMetrics:
+    """A pure ASGI middleware (no per-request task switching like BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            REQUESTS.labels(method, template, str(status["code"])).inc()
+            LATENCY.labels(method, template).observe(time.perf_counter() - started)
