@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchkit import percentile  # noqa: E402 - re-exported to the reporting benchmarks
 
 from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
@@ -179,15 +182,6 @@ def stopped_event(
 
 
 # --- numbers ----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
 
 
 def summary_ms(values_s: list[float]) -> dict[str, float]:

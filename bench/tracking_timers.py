@@ -35,14 +35,15 @@ import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchkit import percentile, start_own_stack  # noqa: E402
 
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
 from timetracking.projects.v1 import projects_pb2_grpc  # noqa: E402
 from timetracking.tracking.v1 import tracking_pb2 as tpb  # noqa: E402
 from timetracking.tracking.v1 import tracking_pb2_grpc  # noqa: E402
-from ttlocal import cli as stack  # noqa: E402
-from ttlocal import proc, services  # noqa: E402
-from ttlocal.config import DATABASE_SERVICES, StackConfig  # noqa: E402
+from ttlocal.config import StackConfig  # noqa: E402
 
 
 @dataclass
@@ -51,14 +52,6 @@ class Samples:
     stop_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     cycles: int = 0
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -155,45 +148,6 @@ async def run_load(
         "stop_timer": summary(samples.stop_ms),
         "errors": samples.errors,
     }
-
-
-def start_own_stack(cfg: StackConfig, cleanup: ExitStack) -> None:
-    """Infrastructure, fresh databases and the five services, all stopped again on exit."""
-    import psycopg
-
-    names = [n for n, _ in stack.INFRA]
-    already = {n for n in names if proc.running_pid(cfg, n)}
-    stack.infra_up(cfg)
-
-    def stop_infra() -> None:
-        for name, component in reversed(stack.INFRA):
-            if name not in already:
-                component.stop(cfg)
-
-    cleanup.callback(stop_infra)
-    suffix = uuid.uuid4().hex[:8]
-    dbs = {s: f"{s}_bench{suffix}" for s in DATABASE_SERVICES}
-    admin = cfg.database_url("postgres", "postgres").replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for db in dbs.values():
-            conn.execute(f'CREATE DATABASE "{db}"')
-
-    def drop_dbs() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for db in dbs.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-    cleanup.callback(drop_dbs)
-    urls = {s: cfg.database_url(s, db) for s, db in dbs.items()}
-    services.migrate(cfg, urls)
-    env = {f"{s.upper()}_DATABASE_URL": url for s, url in urls.items()}
-    env |= {
-        f"{s.upper()}_LOG_LEVEL": "WARNING"
-        for s in ("projects", "tracking", "reporting", "invoicing", "gateway")
-    }
-    services.stop(cfg)
-    cleanup.callback(services.stop, cfg)
-    services.start(cfg, env)
 
 
 def main() -> int:
