@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 
 import grpc
 import pytest
@@ -16,11 +17,17 @@ from timetracking.tracking.v1 import tracking_pb2_grpc
 Stub = tracking_pb2_grpc.TrackingServiceStub
 
 
-def claim(w: World, invoice_id: str, start_h: float, end_h: float) -> tpb.ClaimUninvoicedEntriesRequest:
+def claim(
+    w: World, invoice_id: str, start_h: float, end_h: float, now: datetime | None = None
+) -> tpb.ClaimUninvoicedEntriesRequest:
+    """A claim of the period [now - start_h, now - end_h); pass `now` to repeat the exact same period."""
+    now = now or hours_ago(0)
     return tpb.ClaimUninvoicedEntriesRequest(
         invoice_id=invoice_id,
         project_id=w.project_id,
-        period=types_pb2.Period(start=ts(hours_ago(start_h)), end=ts(hours_ago(end_h))),
+        period=types_pb2.Period(
+            start=ts(now - timedelta(hours=start_h)), end=ts(now - timedelta(hours=end_h))
+        ),
     )
 
 
@@ -58,17 +65,18 @@ async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
         tpb.StartTimerRequest(user_id=world.user_id, project_id=world.project_id)
     )
     invoice_id = str(uuid.uuid4())
+    now = hours_ago(0)  # one anchor: a repeated claim must name the very same period
 
-    first = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8))
+    first = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8, now))
     assert [e.entry_id for e in first.entries] == [inside.entry_id] and not first.replayed
     later = await manual(tracking, world, hours_ago(8.9), hours_ago(8.5))  # arrives after the claim
-    again = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8))
+    again = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8, now))
     assert again.replayed and [e.entry_id for e in again.entries] == [inside.entry_id]
     assert later.entry_id not in {e.entry_id for e in again.entries}
     assert running.entry_id not in {e.entry_id for e in again.entries}
 
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 12, 8))
+        await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 12, 8, now))
     assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     released = await tracking.ReleaseEntries(tpb.ReleaseEntriesRequest(invoice_id=invoice_id))
@@ -86,7 +94,7 @@ async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
 
     # A voided invoice id never claims again; a fresh invoice gets the freed entries.
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8))
+        await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 8, now))
     assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    fresh = await tracking.ClaimUninvoicedEntries(claim(world, str(uuid.uuid4()), 11, 8))
+    fresh = await tracking.ClaimUninvoicedEntries(claim(world, str(uuid.uuid4()), 11, 8, now))
     assert {e.entry_id for e in fresh.entries} == {inside.entry_id, later.entry_id}
