@@ -188,6 +188,21 @@ class GrpcServiceRunner:
         log.info("stopped")
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper collections for a long-running server.
+
+    Everything imported at start-up is moved out of the collector's way
+    (gc.freeze), and the young generation is collected less often: a request
+    that builds thousands of protobuf objects (a year's timesheet, a 10,000-entry
+    claim) otherwise triggers full collections that stall every other call.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run_service(
     settings_cls: type[ServiceSettings], serve: Callable[[Any], Coroutine[Any, Any, None]]
 ) -> None:
@@ -199,6 +214,7 @@ def run_service(
     settings = load_settings(settings_cls)
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     setup_tracing(settings.service_name)
+    tune_gc()
     try:
         asyncio.run(serve(settings))
     finally:
