@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from tt_common.redis import make_redis
 
 from . import problems
-from .metrics import HttpMetrics
 from .clients import ServiceClients
 from .config import GatewaySettings
 from .limits import BodySizeLimit
+from .metrics import HttpMetrics
 from .routes import auth, clients, entries, invoices, projects, reports, system, timer, users
 from .state import Gateway
 
