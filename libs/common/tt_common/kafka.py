@@ -84,15 +84,23 @@ class Delivery:
 
 Decoder = Callable[[ConsumerRecord], Any]
 Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[Delivery]], Awaitable[None]]
 
 
 class BatchConsumer:
     """Consume topics in batches; apply each batch in one transaction; then commit offsets.
 
-    A record whose decode or handling raises InvalidMessage goes to
-    `dead_letter_topic` with the reason in headers, and the partition moves on.
-    Any other exception rolls the batch back and retries it from the same
-    offsets after a backoff, so nothing is skipped while a dependency is down.
+    Two ways to apply a batch, one of which is given:
+    - `handle`: once per record, each in a savepoint, for handlers that may
+      themselves find a record to be poison;
+    - `handle_batch`: once per batch with every valid delivery, for read models
+      that write in a few multi-row statements; `decode` then validates fully.
+
+    A record whose decode (or per-record handling) raises InvalidMessage, or that
+    cannot be decoded at all, goes to `dead_letter_topic` with the reason in
+    headers, and the partition moves on. Any other exception rolls the batch back
+    and retries it from the same offsets after a backoff, so nothing is skipped
+    while a dependency is down.
     """
 
     def __init__(
@@ -103,16 +111,20 @@ class BatchConsumer:
         topics: list[str],
         sessions: async_sessionmaker[AsyncSession],
         decode: Decoder,
-        handle: Handler,
         dead_letter_topic: str,
+        handle: Handler | None = None,
+        handle_batch: BatchHandler | None = None,
         max_batch: int = 500,
         max_wait_ms: int = 500,
         client_id: str | None = None,
     ) -> None:
         self.topics = topics
         self.sessions = sessions
+        if (handle is None) == (handle_batch is None):
+            raise TypeError("BatchConsumer needs exactly one of handle or handle_batch")
         self.decode = decode
         self.handle = handle
+        self.handle_batch = handle_batch
         self.dead_letter_topic = dead_letter_topic
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
@@ -157,17 +169,36 @@ class BatchConsumer:
             await self.producer.stop()
 
     async def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        records = [record for part in batch.values() for record in part]
         dead: list[tuple[ConsumerRecord, str]] = []
-        async with transaction(self.sessions) as session:
-            for records in batch.values():
+        applied: list[ConsumerRecord] = []
+        if self.handle_batch is not None:
+            valid: list[Delivery] = []
+            for record in records:
+                with self._span(record):
+                    delivery, reason = self._decode(record)
+                if delivery is None:
+                    dead.append((record, reason or "invalid"))
+                else:
+                    valid.append(delivery)
+            if valid:
+                async with transaction(self.sessions) as session:
+                    await self.handle_batch(session, valid)
+            applied = [d.record for d in valid]
+        else:
+            async with transaction(self.sessions) as session:
                 for record in records:
                     reason = await self._apply_one(session, record)
-                    if reason is not None:
+                    if reason is None:
+                        applied.append(record)
+                    else:
                         dead.append((record, reason))
         # The database transaction has committed: dead-letter, then commit offsets.
         for record, reason in dead:
             await self._dead_letter(record, reason)
         await self._commit(batch)
+        for record in applied:
+            CONSUMED.labels(record.topic).inc()
         self.batches_committed += 1
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -193,22 +224,36 @@ class BatchConsumer:
                 LAG.remove(tp.topic, str(tp.partition))
         self._lag_reported &= assigned
 
+    @staticmethod
+    def _span(record: ConsumerRecord) -> contextlib.AbstractContextManager[trace.Span]:
+        """The consumer span of one record, continuing the producer's trace from its headers."""
+        return _tracer.start_as_current_span(
+            SpanNames.KAFKA_PROCESS.format(topic=record.topic),
+            context=extract_headers(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+        )
+
+    def _decode(self, record: ConsumerRecord) -> tuple[Delivery | None, str | None]:
+        """The delivery, or None with the dead-letter reason."""
+        try:
+            return Delivery(record, self.decode(record)), None
+        except InvalidMessage as exc:
+            return None, f"invalid: {exc}"[:500]
+        except Exception as exc:  # noqa: BLE001 - any decode failure is poison
+            return None, f"undecodable: {exc.__class__.__name__}: {exc}"[:500]
+
     async def _apply_one(self, session: AsyncSession, record: ConsumerRecord) -> str | None:
-        ctx = extract_headers(record.headers)
-        with _tracer.start_as_current_span(
-            SpanNames.KAFKA_PROCESS.format(topic=record.topic), context=ctx, kind=trace.SpanKind.CONSUMER
-        ):
-            try:
-                payload = self.decode(record)
-            except Exception as exc:  # noqa: BLE001 - any decode failure is poison
-                return f"undecodable: {exc.__class__.__name__}: {exc}"[:500]
+        assert self.handle is not None
+        with self._span(record):
+            delivery, reason = self._decode(record)
+            if delivery is None:
+                return reason
             try:
                 # A savepoint, so a poison message's partial writes vanish alone.
                 async with session.begin_nested():
-                    await self.handle(session, Delivery(record, payload))
+                    await self.handle(session, delivery)
             except InvalidMessage as exc:
                 return f"invalid: {exc}"[:500]
-            CONSUMED.labels(record.topic).inc()
             return None
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:

@@ -2,7 +2,7 @@
 
 Decoding parses AND validates (pure code): poison raises InvalidMessage and goes
 to the dead-letter topic before anything is written. A batch's valid records
-are then applied together in a few multi-row upserts (tt_common.bulk_consumer).
+are then applied together in a few multi-row upserts (BatchConsumer's handle_batch).
 Entry and directory snapshots are applied "last version wins" (repository.py),
 so duplicates and replays are no-ops without an inbox; pipeline probes, which
 have no version, are deduplicated on their event id.

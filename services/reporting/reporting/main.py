@@ -5,10 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from timetracking.reporting.v1 import reporting_pb2, reporting_pb2_grpc
-from tt_common.bulk_consumer import BulkBatchConsumer
 from tt_common.db import engine_from_settings, ping, session_factory
 from tt_common.grpc_server import GrpcServiceRunner, run_service
-from tt_common.kafka import ensure_topics
+from tt_common.kafka import BatchConsumer, ensure_topics
 
 from . import consumers
 from .config import ReportingSettings
@@ -29,7 +28,7 @@ async def serve(settings: ReportingSettings) -> None:
                 settings.topic_dead_letter,
             ],
         )
-        await BulkBatchConsumer(
+        await BatchConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.consumer_group,
             topics=[settings.topic_entries, settings.topic_directory, settings.topic_system],

@@ -11,8 +11,7 @@ from timetracking.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from tt_common.db import engine_from_settings, ping, session_factory, transaction
 from tt_common.grpc_client import channel
 from tt_common.grpc_server import GrpcServiceRunner, run_service
-from tt_common.kafka import ensure_topics, make_producer
-from tt_common.outbox import OutboxRelay
+from tt_common.outbox import run_relay
 from tt_common.redis import make_redis
 
 from .config import TrackingSettings
@@ -48,18 +47,6 @@ async def serve(settings: TrackingSettings) -> None:
     redis = make_redis(settings.redis_url)
     projects = channel(settings.projects_target)
 
-    async def relay() -> None:
-        # A fresh producer per attempt: one whose start failed (Kafka down) is not reusable.
-        await ensure_topics(settings.kafka_bootstrap_servers, [settings.topic_entries, settings.topic_system])
-        producer = make_producer(settings.kafka_bootstrap_servers, "tracking-outbox")
-        await producer.start()
-        try:
-            await OutboxRelay(
-                sessions=sessions, table=outbox, producer=producer, listen_dsn=settings.database_url
-            ).run()
-        finally:
-            await producer.stop()
-
     api = TrackingApi(
         settings,
         sessions,
@@ -77,7 +64,17 @@ async def serve(settings: TrackingSettings) -> None:
         api,
         tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name,
     )
-    runner.add_worker("outbox-relay", relay)
+    runner.add_worker(
+        "outbox-relay",
+        partial(
+            run_relay,
+            settings,
+            sessions,
+            outbox,
+            topics=[settings.topic_entries, settings.topic_system],
+            client_id="tracking-outbox",
+        ),
+    )
 
     async def sweeper() -> None:
         await sweep_forgotten_timers(sessions, settings)
