@@ -127,6 +127,7 @@ def timesheet(report: TimesheetReport) -> pb.Timesheet:
         )
         for p in report.projects
     )
+    day_text: dict[date, str] = {}
     for e in report.entries:
         # Field by field into the repeated field: a year has ~2,000 entries, and
         # building each message from keyword arguments is several times slower.
@@ -144,7 +145,9 @@ def timesheet(report: TimesheetReport) -> pb.Timesheet:
         entry.is_billable = row.is_billable
         entry.invoice_id = row.invoice_id or ""
         for day, seconds in e.days:
-            entry.days.add(date=day.isoformat(), seconds=seconds)
+            piece = entry.days.add()
+            piece.date = day_text.get(day) or day_text.setdefault(day, day.isoformat())
+            piece.seconds = seconds
     return out
 
 

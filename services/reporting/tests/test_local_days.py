@@ -174,3 +174,31 @@ def test_date_range_validation_names_the_field() -> None:
         with pytest.raises(InvalidArgument) as exc:
             parse_date_range(*args)
         assert exc.value.violations[0].field == field
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_the_timesheet_cuts_every_entry_as_split_does(zone: str) -> None:
+    """build_timesheet takes a shortcut for entries inside one local day; whatever the
+    entry (before, across or after the range's edges, across midnight or a clock
+    change), its pieces must be exactly those of LocalDays.split inside the range."""
+    rng = random.Random(zone)
+    first, last = date(2024, 1, 1), date(2024, 12, 31)
+    rows = []
+    for _ in range(3000):
+        start = datetime(2023, 12, 30, tzinfo=UTC) + timedelta(seconds=rng.randrange(368 * 86_400))
+        length = rng.choice([rng.randrange(1, 3600), rng.randrange(3600, 86_400), 86_400])
+        rows.append(_row(start, start + timedelta(seconds=length)))
+    sheet = build_timesheet(
+        user_id=uuid.uuid4(), user_name="", timezone=zone, from_date=first, to_date=last, rows=rows
+    )
+    cut = LocalDays(ZoneInfo(zone))
+    expected = {
+        row.entry_id: [
+            (d, s)
+            for d, s in cut.split(row.start_time, row.end_time, row.duration_seconds)
+            if first <= d <= last
+        ]
+        for row in rows
+    }
+    assert {e.row.entry_id: e.days for e in sheet.entries} == {k: v for k, v in expected.items() if v}
+    assert sheet.total_seconds == sum(s for pieces in expected.values() for _, s in pieces)
