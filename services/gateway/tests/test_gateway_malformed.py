@@ -212,7 +212,9 @@ async def test_malformed_bodies_get_4xx_naming_the_field_and_write_nothing(
         for field, prop in props.items():
             types = _types(spec, prop)
             if "object" not in types:
-                resp = await post(json.dumps({**_base(spec, route.schema, field), field: {"wrong": ["type"]}}).encode())
+                resp = await post(
+                    json.dumps({**_base(spec, route.schema, field), field: {"wrong": ["type"]}}).encode()
+                )
                 body = assert_problem(resp, route, f"{field}: an object", {422})
                 assert_names(body, field, f"{route.name} {field}: an object")
                 checked += 1

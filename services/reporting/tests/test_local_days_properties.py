@@ -57,7 +57,9 @@ def test_split_matches_the_zoneinfo_reference(zone: str, start: datetime, minute
 @settings(max_examples=300)
 @given(
     zone=st.sampled_from(ZONES),
-    start=st.datetimes(min_value=datetime(2019, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)),
+    start=st.datetimes(
+        min_value=datetime(2019, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+    ),
     length=st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(hours=24)),
 )
 def test_pieces_add_up_to_the_recorded_duration(zone: str, start: datetime, length: timedelta) -> None:
