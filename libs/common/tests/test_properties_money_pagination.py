@@ -63,9 +63,7 @@ def test_parse_decimal_accepts_or_names_the_field(text: str) -> None:
     assert parse_decimal(format_decimal(value), "hourly_rate") == value  # the wire form round-trips
 
 
-moments = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-)
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
 @given(at=moments, key=st.uuids())

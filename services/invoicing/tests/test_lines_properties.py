@@ -44,7 +44,9 @@ entries = st.lists(
 
 
 @settings(max_examples=200)
-@given(batch=entries, currency=st.sampled_from(sorted(CURRENCIES)), tax=st.sampled_from(["0", "7.7", "19", "25"]))
+@given(
+    batch=entries, currency=st.sampled_from(sorted(CURRENCIES)), tax=st.sampled_from(["0", "7.7", "19", "25"])
+)
 def test_lines_bill_every_entry_once_and_round_per_line(
     batch: list[BillableEntry], currency: str, tax: str
 ) -> None:

@@ -25,9 +25,13 @@ from timetracking.tracking.v1 import tracking_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
-# Minutes after a base three days ago (so nothing ends in the future); lengths up to a bit over the 24 h cap, and some <= 0.
+# Minutes after a base three days ago (nothing ends in the future);
+# lengths up to a bit over the 24 h cap, and some <= 0.
 spans = st.lists(
-    st.tuples(st.integers(min_value=0, max_value=36 * 60), st.integers(min_value=-30, max_value=25 * 60)),
+    st.tuples(
+        st.integers(min_value=0, max_value=36 * 60),  # start
+        st.integers(min_value=-30, max_value=25 * 60),  # length
+    ),
     min_size=1,
     max_size=8,
 )
