@@ -227,3 +227,41 @@ async def test_malformed_bodies_get_4xx_naming_the_field_and_write_nothing(
                 checked += 1
     assert checked > 150
     assert await snapshot(http, spec, world) == before
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+TAMPERED_CURSORS = [
+    "not a cursor",
+    _b64(b"\xff\xfe garbage"),
+    _b64(b'{"a": 1}'),
+    _b64(b'["2026-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"]'),  # naive time
+    _b64(b'["9999-12-31T23:00:00-05:00", "00000000-0000-0000-0000-000000000000"]'),  # overflows in UTC
+    _b64('["²"]'.encode()),  # str.isdigit() says yes, int() says no
+    _b64(b'["99999999999999999999999"]'),  # beyond bigint
+    _b64(b'["x", "y", "z"]'),
+]
+
+
+async def test_tampered_cursors_on_every_list_get_4xx(
+    http: httpx.AsyncClient, spec: dict[str, Any], world: World
+) -> None:
+    """Every GET with a `cursor` parameter, from /openapi.json: a forged cursor is a 4xx."""
+    lists = [
+        path for path, ops in spec["paths"].items() if "cursor" in str(ops.get("get", {}).get("parameters"))
+    ]
+    assert len(lists) >= 8, lists
+    for path in lists:
+        url = _fill(path, world)
+        if path == "/v1/time-entries/{entry_id}/audit":
+            url = f"/v1/time-entries/{world.extra['invoiced_entry_id']}/audit"  # one that is never deleted
+        for cursor in TAMPERED_CURSORS:
+            resp = await send(http, "GET", url, headers=world.admin.headers, params={"cursor": cursor})
+            route = Route("GET", path, url, {})
+            body = assert_problem(resp, route, f"cursor {cursor!r}", {400, 422})
+            fields = {e["field"] for e in body.get("errors", [])}
+            assert fields & {"cursor", "page_token"}, f"{path} cursor {cursor!r}: {body}"
