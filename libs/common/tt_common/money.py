@@ -24,6 +24,11 @@ def _currencies() -> frozenset[str]:
     return frozenset(codes)
 
 
+def currency_codes() -> list[str]:
+    """Every code parse_currency accepts, sorted (published as the API schema's enum)."""
+    return sorted(_currencies())
+
+
 def parse_currency(value: str, field: str = "currency") -> str:
     """An ISO 4217 code, upper-cased; InvalidArgument naming `field` otherwise."""
     code = (value or "").strip().upper()

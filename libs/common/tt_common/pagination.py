@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+MAX_SERIAL = 2**63 - 1  # PostgreSQL's bigint
 
 
 def page_size(requested: int, field: str = "page_size") -> int:
@@ -44,6 +47,35 @@ def decode_token(token: str, parts: int, field: str = "page_token") -> list[str]
     return key
 
 
+def decode_time_id_token(token: str, field: str = "page_token") -> tuple[datetime, uuid.UUID] | None:
+    """A (timestamp, id) keyset token, or None for the first page.
+
+    A tampered token is refused as InvalidArgument, never handed to the database: a
+    naive or out-of-range timestamp would otherwise compare wrongly or fail there.
+    """
+    key = decode_token(token, 2, field)
+    if key is None:
+        return None
+    try:
+        at = datetime.fromisoformat(key[0])
+        if at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return at.astimezone(UTC), uuid.UUID(key[1])
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
+        raise InvalidArgument.field(field, "not a token this API issued") from None
+
+
+def decode_serial_token(token: str, field: str = "page_token") -> int | None:
+    """A token carrying one bigint serial (an audit id), or None for the first page."""
+    key = decode_token(token, 1, field)
+    if key is None:
+        return None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not (key[0].isascii() and key[0].isdigit()) or int(key[0]) > MAX_SERIAL:
+        raise InvalidArgument.field(field, "not a token this API issued")
+    return int(key[0])
+
+
 async def keyset_page(
     session: Any, stmt: Any, created_col: Any, id_col: Any, size: int, token: str
 ) -> tuple[list[Any], str]:
@@ -51,17 +83,10 @@ async def keyset_page(
 
     Keyset pagination: stable under inserts, and as fast on page 1,000 as on page 1.
     """
-    import uuid
-    from datetime import datetime
-
     from sqlalchemy import tuple_
 
-    key = decode_token(token, 2)
-    if key is not None:
-        try:
-            after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-        except ValueError:
-            raise InvalidArgument.field("page_token", "not a token this API issued") from None
+    after = decode_time_id_token(token)
+    if after is not None:
         stmt = stmt.where(tuple_(created_col, id_col) > tuple_(*after))
     rows = list((await session.execute(stmt.order_by(created_col, id_col).limit(size + 1))).scalars())
     if len(rows) <= size:

@@ -8,7 +8,7 @@ from .problems import HttpProblem, problem
 
 
 class BodySizeLimit:
-    """413 for a body over `max_bytes`: by Content-Length up front, or counted while streaming."""
+    """413 for a body over `max_bytes`: by Content-Length up front, or counted while reading it."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -30,15 +30,31 @@ class BodySizeLimit:
                 if declared > self.max_bytes:
                     await problem(413, too_large.detail, too_large.code)(scope, receive, send)
                     return
+        # A body without Content-Length (chunked) is read here, before the app, up to the
+        # limit: raising from inside the app's receive() would reach FastAPI's body parser,
+        # which turns any error into a 400. Bodies are small (64 KiB), so buffering is cheap.
+        chunks: list[bytes] = []
         received = 0
-
-        async def counted() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise too_large
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await problem(413, too_large.detail, too_large.code)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        buffered: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        replayed = False
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return buffered
+            return await receive()
+
+        await self.app(scope, replay, send)

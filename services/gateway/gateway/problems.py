@@ -165,6 +165,16 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _error_field(error: Any) -> str:
+    """The field a validation error is about; a discriminated union's tag is named too
+    (pydantic reports a bad `grant_type` at the union itself, i.e. at "body")."""
+    loc = tuple(error["loc"])
+    discriminator = (error.get("ctx") or {}).get("discriminator")
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found") and discriminator:
+        loc = (*loc, str(discriminator).strip("'"))
+    return _field(loc)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def _grpc(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
@@ -180,7 +190,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+        errors = [{"field": _error_field(e), "reason": e["msg"]} for e in exc.errors()]
         return problem(422, "the request has invalid fields", "invalid_argument", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

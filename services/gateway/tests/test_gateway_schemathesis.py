@@ -1,15 +1,21 @@
 """Property-based API testing of the running stack against its own OpenAPI document.
 
-A `schemathesis run` against /openapi.json generates requests (valid and invalid) for
-every operation, as an ADMIN (who reaches the most), and checks: no 5xx, only
-documented status codes and content types, every response body matching its schema.
-Bounded by GATEWAY_SCHEMATHESIS_EXAMPLES per operation and a timeout, so the run
-stays within a few minutes on a 2-core machine.
+Two `schemathesis run`s against /openapi.json, as an ADMIN (who reaches the most):
+- stateless: requests (valid and invalid) for every operation, one at a time;
+- stateful: chains of calls along the links schemathesis infers from the schema
+  (an id a response returns feeds the path of GET/PATCH/DELETE/POST on it), so it
+  reaches objects that exist: create a client, then its project, its tasks, ...
+Both check: no 5xx, only documented status codes and content types, every response
+body matching its schema; the stateful run also that a deleted object is gone
+(use_after_free).
+Bounded by GATEWAY_SCHEMATHESIS_EXAMPLES (per operation / per scenario) and a
+timeout, so each run stays within a minute or two on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,29 +23,23 @@ from pathlib import Path
 from gateway_testkit import World
 
 MAX_EXAMPLES = os.environ.get("GATEWAY_SCHEMATHESIS_EXAMPLES", "10")
+STATEFUL_EXAMPLES = os.environ.get("GATEWAY_SCHEMATHESIS_STATEFUL_EXAMPLES", "200")
 TIMEOUT_S = 240
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+# Not ensure_resource_availability: POST /v1/system/pipeline-probes answers 202 and the
+# probe is readable only once it has crossed Kafka, which that check reads as a bug.
+STATEFUL_CHECKS = f"{CHECKS},use_after_free"
 
 
-def test_schemathesis_finds_no_5xx_and_no_schema_violation(
-    running_services, world: World, tmp_path: Path
-) -> None:
+def schemathesis(running_services, world: World, tmp_path: Path, *args: str) -> str:
     cli = Path(sys.executable).with_name("schemathesis")
     result = subprocess.run(
         [
             str(cli),
             "run",
             f"{running_services.gateway_url}/openapi.json",
-            "--checks",
-            CHECKS,
             "--header",
             f"Authorization: Bearer {world.admin.access_token}",
-            "--max-examples",
-            MAX_EXAMPLES,
-            "--phases",
-            "examples,coverage,fuzzing",
-            "--workers",
-            "2",
             "--request-timeout",
             "30",
             "--generation-database",
@@ -48,6 +48,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
             "all",
             "--report-dir",
             str(tmp_path),
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -59,3 +60,41 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     if log:
         Path(log).write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-12_000:] + result.stderr[-3_000:]
+    return result.stdout
+
+
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(
+    running_services, world: World, tmp_path: Path
+) -> None:
+    schemathesis(
+        running_services,
+        world,
+        tmp_path,
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--workers",
+        "2",
+    )
+
+
+def test_schemathesis_stateful_chains_find_no_5xx(running_services, world: World, tmp_path: Path) -> None:
+    out = schemathesis(
+        running_services,
+        world,
+        tmp_path,
+        "--checks",
+        STATEFUL_CHECKS,
+        "--max-examples",
+        STATEFUL_EXAMPLES,
+        "--phases",
+        "stateful",
+    )
+    # The state machine really chained calls: links were found and some were followed.
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", out)
+    assert links, out[-3_000:]
+    covered, selected = int(links[1]), int(links[2])
+    assert selected >= 50 and covered >= 10, out[-3_000:]

@@ -81,7 +81,7 @@ def _probe(payload: system_pb2.PipelineProbe) -> Probe:
         _uuid(payload.event_id, "event_id"),
         _uuid(payload.probe_id, "probe_id"),
         payload.emitted_at.ToDatetime(tzinfo=UTC),
-        payload.note,
+        read_model.text(payload.note, "note"),
     )
 
 

@@ -68,7 +68,12 @@ def _optional_uuid(value: str, field: str) -> uuid.UUID | None:
     return _uuid(value, field) if value else None
 
 
-def _decimal(value: str, field: str, *, optional: bool = False) -> Decimal | None:
+def _decimal(
+    value: str, field: str, *, optional: bool = False, integer_digits: int = 12, places: int = 4
+) -> Decimal | None:
+    """A finite, non-negative decimal that fits its column: at most `integer_digits` digits
+    before the point and `places` after it (trailing zeros aside). A value PostgreSQL would
+    refuse must be refused here, or it would fail its whole batch again and again."""
     if optional and not value:
         return None
     try:
@@ -77,7 +82,18 @@ def _decimal(value: str, field: str, *, optional: bool = False) -> Decimal | Non
         raise InvalidMessage(f"{field} is not a decimal: {value!r}") from exc
     if not number.is_finite() or number < 0:
         raise InvalidMessage(f"{field} must be a finite, non-negative decimal: {value!r}")
+    if number and number.adjusted() >= integer_digits:
+        raise InvalidMessage(f"{field} has more than {integer_digits} integer digits: {value[:40]!r}")
+    if number.as_tuple().exponent < -places and number != number.quantize(Decimal(1).scaleb(-places)):  # type: ignore[operator]
+        raise InvalidMessage(f"{field} has more than {places} decimal places: {value[:40]!r}")
     return number
+
+
+def text(value: str, field: str) -> str:
+    """A text PostgreSQL can store: no NUL character (protobuf strings may carry one)."""
+    if "\x00" in value:
+        raise InvalidMessage(f"{field} contains a NUL character")
+    return value
 
 
 def _version(value: int, field: str = "version") -> int:
@@ -132,8 +148,8 @@ def entry_change(event: entries_pb2.EntryEvent) -> Change:
             "user_id": _uuid(snap.user_id, "entry.user_id"),
             "project_id": _uuid(snap.project_id, "entry.project_id"),
             "task_id": _optional_uuid(snap.task_id, "entry.task_id"),
-            "description": snap.description,
-            "tags": list(snap.tags),
+            "description": text(snap.description, "entry.description"),
+            "tags": [text(tag, "entry.tags") for tag in snap.tags],
             "start_time": start,
             "end_time": end,
             # tracking sets the duration on stop; derive it if an older producer did not
@@ -141,7 +157,7 @@ def entry_change(event: entries_pb2.EntryEvent) -> Change:
             or (int((end - start).total_seconds()) if end is not None else 0),
             "is_billable": snap.is_billable,
             "hourly_rate": _decimal(snap.hourly_rate or "0", "entry.hourly_rate"),
-            "currency": snap.currency.upper(),
+            "currency": text(snap.currency, "entry.currency").upper(),
             "invoice_id": _optional_uuid(snap.invoice_id, "entry.invoice_id"),
             "version": _version(snap.version, "entry.version"),
             "deleted": kind == "deleted",
@@ -161,9 +177,9 @@ def _user(u: ppb.User) -> dict[str, Any]:
         raise InvalidMessage(f"user.timezone is not an IANA zone: {u.timezone!r}") from exc
     return {
         "user_id": _uuid(u.user_id, "user.user_id"),
-        "name": u.name,
+        "name": text(u.name, "user.name"),
         "role": _enum(ROLES, u.role, "user.role"),
-        "timezone": u.timezone,
+        "timezone": text(u.timezone, "user.timezone"),
         "active": u.active,
         "version": _version(u.version, "user.version"),
     }
@@ -172,8 +188,8 @@ def _user(u: ppb.User) -> dict[str, Any]:
 def _client(c: ppb.Client) -> dict[str, Any]:
     return {
         "client_id": _uuid(c.client_id, "client.client_id"),
-        "name": c.name,
-        "currency": c.currency,
+        "name": text(c.name, "client.name"),
+        "currency": text(c.currency, "client.currency"),
         "archived": c.archived,
         "version": _version(c.version, "client.version"),
     }
@@ -183,12 +199,16 @@ def _project(p: ppb.Project) -> dict[str, Any]:
     return {
         "project_id": _uuid(p.project_id, "project.project_id"),
         "client_id": _uuid(p.client_id, "project.client_id"),
-        "name": p.name,
+        "name": text(p.name, "project.name"),
         "status": _enum(STATUSES, p.status, "project.status"),
         "billing_type": _enum(BILLING_TYPES, p.billing_type, "project.billing_type"),
-        "budget_hours": _decimal(p.budget_hours, "project.budget_hours", optional=True),
-        "budget_amount": _decimal(p.budget_amount, "project.budget_amount", optional=True),
-        "currency": p.currency,
+        "budget_hours": _decimal(
+            p.budget_hours, "project.budget_hours", optional=True, integer_digits=10, places=2
+        ),
+        "budget_amount": _decimal(
+            p.budget_amount, "project.budget_amount", optional=True, integer_digits=12, places=2
+        ),
+        "currency": text(p.currency, "project.currency"),
         "version": _version(p.version, "project.version"),
     }
 
@@ -197,7 +217,7 @@ def _task(t: ppb.Task) -> dict[str, Any]:
     return {
         "task_id": _uuid(t.task_id, "task.task_id"),
         "project_id": _uuid(t.project_id, "task.project_id"),
-        "name": t.name,
+        "name": text(t.name, "task.name"),
         "archived": t.archived,
         "version": _version(t.version, "task.version"),
     }

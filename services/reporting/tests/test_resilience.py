@@ -23,7 +23,8 @@ from timetracking.reporting.v1 import reporting_pb2 as pb
 from ttlocal import proc, services
 
 
-async def dead_letters(infra: Infra, topic: str, wanted: int, within: float = 30.0) -> list:
+async def dead_letters(infra: Infra, topic: str, values: list[bytes], within: float = 30.0) -> list:
+    """The dead-lettered records whose value contains one of `values` (other tests share the topic)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -31,9 +32,14 @@ async def dead_letters(infra: Infra, topic: str, wanted: int, within: float = 30
     found: list = []
     try:
         deadline = time.monotonic() + within
-        while len(found) < wanted and time.monotonic() < deadline:
+        while len(found) < len(values) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
-            found += [r for records in batch.values() for r in records]
+            found += [
+                r
+                for records in batch.values()
+                for r in records
+                if r.value is not None and any(v in r.value for v in values)
+            ]
     finally:
         await consumer.stop()
     return found
@@ -70,7 +76,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_later_events_apply(
     )
     assert sheet.total_seconds == 7200 and [e.entry_id for e in sheet.entries] == [good.entry_id]
 
-    records = await dead_letters(infra, topics.dead_letter, wanted=2)
+    records = await dead_letters(infra, topics.dead_letter, [garbage, bad_version.entry_id.encode()])
     reasons = {r.value: dict(r.headers)["dlq-reason"].decode() for r in records}
     assert reasons[garbage].startswith("undecodable:")
     poisoned = [v for v, reason in reasons.items() if bad_version.entry_id.encode() in v]

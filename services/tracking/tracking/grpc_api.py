@@ -5,7 +5,6 @@ mapped to statuses by the kit's interceptor.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from timetracking.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from tt_common import pagination
 from tt_common.db import transaction
-from tt_common.errors import AlreadyExists, InvalidArgument, NotFound
+from tt_common.errors import AlreadyExists, NotFound
 from tt_common.validation import parse_optional_uuid, parse_uuid
 
 from . import claims, entries, service, timers, wire
@@ -181,13 +180,7 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
     ) -> tracking_pb2.ListEntriesResponse:
         flt = wire.entry_filter(request)
         size = pagination.page_size(request.page_size)
-        after = None
-        key = pagination.decode_token(request.page_token, 2)
-        if key is not None:
-            try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except ValueError:
-                raise InvalidArgument.field("page_token", "not a token this API issued") from None
+        after = pagination.decode_time_id_token(request.page_token)
         async with self.sessions() as session:
             rows = await EntryRepository(session).page(flt, after=after, limit=size + 1)
         page, more = rows[:size], len(rows) > size
@@ -201,12 +194,7 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
     ) -> tracking_pb2.ListEntryAuditResponse:
         entry_id = parse_uuid(request.entry_id, "entry_id")
         size = pagination.page_size(request.page_size)
-        key = pagination.decode_token(request.page_token, 1)
-        after_id = None
-        if key is not None:
-            if not key[0].isdigit():
-                raise InvalidArgument.field("page_token", "not a token this API issued")
-            after_id = int(key[0])
+        after_id = pagination.decode_serial_token(request.page_token)
         async with self.sessions() as session:
             records = await Repositories.on(session).audit.page(entry_id, after_id=after_id, limit=size + 1)
         page, more = records[:size], len(records) > size

@@ -8,6 +8,8 @@ from typing import Annotated, Generic, TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from tt_common.money import currency_codes
+
 T = TypeVar("T")
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,7 +66,10 @@ Rate = Annotated[str, StringConstraints(pattern=r"^\d{1,7}(\.\d{1,2})?$")]
 Hours = Annotated[str, StringConstraints(pattern=r"^\d{1,7}(\.\d{1,2})?$")]
 Amount = Annotated[str, StringConstraints(pattern=r"^\d{1,13}(\.\d{1,2})?$")]
 Percent = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,2})?$")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# The enum tells clients (and schemathesis) which codes exist; the services still check.
+Currency = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(json_schema_extra={"enum": currency_codes()})
+]
 Date = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Limit = Annotated[int, Field(ge=1, le=200, description="page size (default 50)")]
 Cursor = Annotated[str, StringConstraints(max_length=500, pattern=r"^[A-Za-z0-9_\-=]*$")]
