@@ -67,7 +67,7 @@ def _connect(url: str) -> psycopg.Connection:
 
 @pytest.fixture(scope="module")
 def dbs(session_databases: dict[str, str]) -> Iterator[dict[str, psycopg.Connection]]:
-    conns = {s: _connect(session_databases[s]) for s in ("tracking", "reporting")}
+    conns = {s: _connect(session_databases[s]) for s in ("tracking", "reporting", "invoicing")}
     try:
         yield conns
     finally:
@@ -365,6 +365,17 @@ async def test_invoicing_sigkilled_with_generations_in_flight_leaves_no_orphan_o
         while claimed() == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         await asyncio.to_thread(proc.kill, cfg, "invoicing")
+        orphaned = scalar(
+            dbs["tracking"],
+            "SELECT count(*) FROM time_entries WHERE project_id = ANY(%s::uuid[]) AND invoice_id IS NOT NULL",
+            projects,
+        ) - scalar(
+            dbs["invoicing"],
+            "SELECT sum(cardinality(l.entry_ids)) FROM invoice_lines l JOIN invoices i USING (invoice_id)"
+            " WHERE i.project_id = ANY(%s::uuid[])",
+            projects,
+        )
+        print(f"invoicing killed with {claimed()} entries claimed, ~{orphaned} not yet on a saved invoice")
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
     finally:
         if proc.running_pid(cfg, "invoicing") is None:
