@@ -117,6 +117,29 @@ def stop(cfg: StackConfig, name: str, timeout: float = 30.0, sig: int = signal.S
     return True
 
 
+def kill(cfg: StackConfig, name: str, timeout: float = 30.0) -> int:
+    """SIGKILL the process recorded for `name` (a crash, not a shutdown) and wait until it is gone.
+
+    Returns the killed pid; fails when `name` is not running. The pid file is removed, so a
+    later start of the component starts a fresh process.
+    """
+    pid = running_pid(cfg, name)
+    if pid is None:
+        raise StartupError(f"{name} is not running; nothing to kill")
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise StartupError(f"{name} (pid {pid}) still alive {timeout:.0f}s after SIGKILL")
+        time.sleep(0.05)
+    cfg.pid_file(name).unlink(missing_ok=True)
+    log(f"{name} (pid {pid}) killed")
+    return pid
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -143,11 +142,7 @@ async def test_consumer_killed_mid_batch_counts_every_event_once(
     deadline = time.monotonic() + 30
     while applied() < 200 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    pid = proc.running_pid(cfg, "reporting")
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    while proc.pid_alive(pid):
-        await asyncio.sleep(0.05)
+    await asyncio.to_thread(proc.kill, cfg, "reporting")
     killed_at = applied()
     assert 0 < killed_at < 1500, "the kill should land mid-stream"
     await asyncio.to_thread(services.start, cfg, running_services.env)
