@@ -15,6 +15,7 @@ from timetracking.common.v1 import types_pb2
 from timetracking.tracking.v1 import tracking_pb2
 from tt_common.errors import InvalidArgument
 from tt_common.money import format_decimal
+from tt_common.timestamps import timestamp as to_timestamp
 from tt_common.validation import bounded_text, parse_optional_uuid, parse_uuid
 
 from .domain import MAX_DESCRIPTION_LENGTH, Entry, EntryChanges, check_span, check_start, normalize_tags
@@ -143,9 +144,7 @@ def entry_filter(req: tracking_pb2.ListEntriesRequest) -> EntryFilter:
 def _ts(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    return to_timestamp(value)
 
 
 def entry_message(entry: Entry) -> tracking_pb2.TimeEntry:
