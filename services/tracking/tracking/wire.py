@@ -170,6 +170,18 @@ def entry_message(entry: Entry) -> tracking_pb2.TimeEntry:
     )
 
 
+def claimed_message(entry: Entry) -> tracking_pb2.ClaimedEntry:
+    return tracking_pb2.ClaimedEntry(
+        entry_id=str(entry.entry_id),
+        task_id=str(entry.task_id) if entry.task_id else "",
+        duration_seconds=entry.duration_seconds or 0,
+        hourly_rate=format_decimal(entry.hourly_rate),
+        currency=entry.currency,
+        invoice_id=str(entry.invoice_id) if entry.invoice_id else "",
+        version=entry.version,
+    )
+
+
 def audit_message(record: AuditRecord) -> tracking_pb2.AuditRecord:
     return tracking_pb2.AuditRecord(
         audit_id=record.audit_id,
