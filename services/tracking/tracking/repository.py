@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, any_, bindparam, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -267,9 +268,9 @@ class EntryRepository:
             .where(entries.c.entry_id == any_(ids))
             .values(invoice_id=invoice_id, version=entries.c.version + 1, updated_at=now)
         )
-        result = await self.session.execute(stmt)
-        if result.rowcount != len(entry_ids):
-            raise RuntimeError(f"set_invoice updated {result.rowcount} of {len(entry_ids)} locked entries")
+        updated = cast(CursorResult[Any], await self.session.execute(stmt)).rowcount
+        if updated != len(entry_ids):
+            raise RuntimeError(f"set_invoice updated {updated} of {len(entry_ids)} locked entries")
 
 
 @dataclass(frozen=True)
