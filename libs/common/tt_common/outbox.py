@@ -11,6 +11,7 @@ Kafka being down grows the table; nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -95,18 +96,22 @@ async def enqueue_many(
 ) -> None:
     """Many events (topic, key, payload, event_id) in one statement and one NOTIFY.
 
-    For bulk changes such as an invoice claiming 10,000 entries: one INSERT with
-    many rows instead of 10,000 round trips.
+    For bulk changes such as an invoice claiming 10,000 entries: one INSERT of
+    one JSON document (payloads in hex) instead of 10,000 round trips; per-row
+    binds or executemany cost several times more per row than one json.dumps.
     """
     if not events:
         return
     carrier = {k: v.decode() for k, v in inject_headers()}
+    doc = json.dumps([[topic, key, payload.hex(), str(event_id)] for topic, key, payload, event_id in events])
+    name = table.name
     await session.execute(
-        table.insert(),
-        [
-            {"event_id": event_id, "topic": topic, "key": key, "payload": payload, "headers": carrier}
-            for topic, key, payload, event_id in events
-        ],
+        text(
+            f"INSERT INTO {name} (topic, key, payload, event_id, headers)"  # noqa: S608 - our table's name
+            " SELECT r->>0, r->>1, decode(r->>2, 'hex'), (r->>3)::uuid, CAST(:headers AS jsonb)"
+            " FROM jsonb_array_elements(CAST(:doc AS jsonb)) WITH ORDINALITY AS t(r, n) ORDER BY n"
+        ),
+        {"doc": doc, "headers": json.dumps(carrier)},
     )
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 

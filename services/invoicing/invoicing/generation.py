@@ -140,12 +140,15 @@ class InvoiceGenerator:
             log.warning("failpoint after_claim: exiting between claim and save")
             os._exit(137)
 
+        # A handful of distinct rates and tasks over up to 100k entries: parse each once.
+        rates = {r: Decimal(r) for r in {e.hourly_rate for e in claim.entries}}
+        tasks = {t: uuid.UUID(t) if t else None for t in {e.task_id for e in claim.entries}}
         entries = [
             BillableEntry(
                 entry_id=uuid.UUID(e.entry_id),
-                task_id=uuid.UUID(e.task_id) if e.task_id else None,
-                seconds=int(e.duration_seconds),
-                hourly_rate=Decimal(e.hourly_rate),
+                task_id=tasks[e.task_id],
+                seconds=e.duration_seconds,
+                hourly_rate=rates[e.hourly_rate],
                 currency=e.currency,
             )
             for e in claim.entries

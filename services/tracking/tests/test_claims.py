@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
+import psycopg
+import psycopg.rows
+import psycopg.sql
 import pytest
 from tracking_testkit import World, count_rows, hours_ago, manual, ts
 
 from timetracking.common.v1 import types_pb2
+from timetracking.events.v1 import entries_pb2
 from timetracking.tracking.v1 import tracking_pb2 as tpb
 from timetracking.tracking.v1 import tracking_pb2_grpc
+from tracking.domain import ENTRY_FIELDS, Entry
 
 Stub = tracking_pb2_grpc.TrackingServiceStub
 
@@ -98,3 +104,47 @@ async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
     assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     fresh = await tracking.ClaimUninvoicedEntries(claim(world, str(uuid.uuid4()), 11, 8, now))
     assert {e.entry_id for e in fresh.entries} == {inside.entry_id, later.entry_id}
+
+
+def stored_snapshot(db, entry_id: str) -> dict:
+    """The entry as the database holds it now, in the audit log's format (Entry.snapshot)."""
+    cur = db.cursor(row_factory=psycopg.rows.dict_row)
+    columns = psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, ENTRY_FIELDS))
+    query = psycopg.sql.SQL("SELECT {} FROM time_entries WHERE entry_id = %s").format(columns)
+    values = cur.execute(query, (entry_id,)).fetchone()
+    assert values is not None
+    return Entry(**{**values, "tags": tuple(values["tags"])}).snapshot()
+
+
+async def test_bulk_claim_and_release_audit_the_exact_stored_rows(tracking: Stub, world: World, db) -> None:
+    """The bulk path derives the new rows instead of reading them back: the audit must not tell."""
+    entries = [await manual(tracking, world, hours_ago(10 - i), hours_ago(9.5 - i)) for i in range(3)]
+    invoice_id = str(uuid.uuid4())
+    created = {e.entry_id: stored_snapshot(db, e.entry_id) for e in entries}
+
+    claimed = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 6))
+    assert sorted(e.entry_id for e in entries) == [e.entry_id for e in claimed.entries]
+    after_claim = {e.entry_id: stored_snapshot(db, e.entry_id) for e in entries}
+    await tracking.ReleaseEntries(tpb.ReleaseEntriesRequest(invoice_id=invoice_id))
+
+    for e in entries:
+        audit = await tracking.ListEntryAudit(tpb.ListEntryAuditRequest(entry_id=e.entry_id))
+        records = {r.action: r for r in audit.records}
+        assert json.loads(records["claimed"].before_json) == created[e.entry_id]
+        assert json.loads(records["claimed"].after_json) == after_claim[e.entry_id]
+        assert after_claim[e.entry_id]["invoice_id"] == invoice_id
+        assert json.loads(records["released"].before_json) == after_claim[e.entry_id]
+        assert json.loads(records["released"].after_json) == stored_snapshot(db, e.entry_id)
+        # The claim's response and event carry the stored row too.
+        response = next(c for c in claimed.entries if c.entry_id == e.entry_id)
+        assert response.version == after_claim[e.entry_id]["version"] == created[e.entry_id]["version"] + 1
+        payloads = db.execute(
+            "SELECT payload FROM outbox WHERE key = %s ORDER BY id", (e.entry_id,)
+        ).fetchall()
+        event = entries_pb2.EntryEvent.FromString(payloads[1][0])
+        assert event.WhichOneof("kind") == "claimed"
+        assert event.claimed.entry.version == after_claim[e.entry_id]["version"]
+        assert (
+            event.claimed.entry.updated_at.ToDatetime(tzinfo=UTC).isoformat()
+            == (after_claim[e.entry_id]["updated_at"])
+        )

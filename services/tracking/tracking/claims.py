@@ -52,9 +52,10 @@ async def claim_uninvoiced_entries(
 
     await repos.entries.allow_long_statements(CLAIM_STATEMENT_TIMEOUT_S)
     claimable = await repos.entries.lock_claimable(project_id, start, end)
-    claimed = await repos.entries.set_invoice([e.entry_id for e in claimable], invoice_id, now)
-    before = {e.entry_id: e for e in claimable}
-    await repos.audit.record_many([(e.entry_id, actor, "claimed", before[e.entry_id], e) for e in claimed])
+    await repos.entries.set_invoice([e.entry_id for e in claimable], invoice_id, now)
+    claimed = [e.with_invoice(invoice_id, now) for e in claimable]
+    pairs = zip(claimable, claimed, strict=True)
+    await repos.audit.record_many([(e.entry_id, actor, "claimed", b, e) for b, e in pairs])
     await events.claimed(claimed, actor, now)
     return claimed, False
 
@@ -65,8 +66,9 @@ async def release_entries(
     """Free a voided draft's entries; a repeated release frees nothing more."""
     await repos.claims.mark_released(invoice_id, now)
     held = await repos.entries.lock_invoice_entries(invoice_id)
-    released = await repos.entries.set_invoice([e.entry_id for e in held], None, now)
-    before = {e.entry_id: e for e in held}
-    await repos.audit.record_many([(e.entry_id, actor, "released", before[e.entry_id], e) for e in released])
+    await repos.entries.set_invoice([e.entry_id for e in held], None, now)
+    released = [e.with_invoice(None, now) for e in held]
+    pairs = zip(held, released, strict=True)
+    await repos.audit.record_many([(e.entry_id, actor, "released", b, e) for b, e in pairs])
     await events.released(released, invoice_id, actor, now)
     return released

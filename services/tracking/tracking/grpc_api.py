@@ -225,7 +225,7 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
                 now=self.clock(),
             )
         return tracking_pb2.ClaimUninvoicedEntriesResponse(
-            entries=[wire.entry_message(e) for e in claimed], replayed=replayed
+            entries=[wire.claimed_message(e) for e in claimed], replayed=replayed
         )
 
     async def ReleaseEntries(

@@ -15,6 +15,7 @@ from timetracking.common.v1 import types_pb2
 from timetracking.tracking.v1 import tracking_pb2
 from tt_common.errors import InvalidArgument
 from tt_common.money import format_decimal
+from tt_common.timestamps import timestamp as to_timestamp
 from tt_common.validation import bounded_text, parse_optional_uuid, parse_uuid
 
 from .domain import MAX_DESCRIPTION_LENGTH, Entry, EntryChanges, check_span, check_start, normalize_tags
@@ -143,9 +144,7 @@ def entry_filter(req: tracking_pb2.ListEntriesRequest) -> EntryFilter:
 def _ts(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    return to_timestamp(value)
 
 
 def entry_message(entry: Entry) -> tracking_pb2.TimeEntry:
@@ -168,6 +167,18 @@ def entry_message(entry: Entry) -> tracking_pb2.TimeEntry:
         created_at=_ts(entry.created_at),
         updated_at=_ts(entry.updated_at),
         running=entry.running,
+    )
+
+
+def claimed_message(entry: Entry) -> tracking_pb2.ClaimedEntry:
+    return tracking_pb2.ClaimedEntry(
+        entry_id=str(entry.entry_id),
+        task_id=str(entry.task_id) if entry.task_id else "",
+        duration_seconds=entry.duration_seconds or 0,
+        hourly_rate=format_decimal(entry.hourly_rate),
+        currency=entry.currency,
+        invoice_id=str(entry.invoice_id) if entry.invoice_id else "",
+        version=entry.version,
     )
 
 
