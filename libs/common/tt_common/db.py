@@ -35,13 +35,18 @@ def make_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15_000) -> AsyncEngine:
-    """An engine that survives a PostgreSQL restart (pre-ping drops dead connections)."""
+def create_engine(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 15_000) -> AsyncEngine:
+    """An engine that survives a PostgreSQL restart (pre-ping drops dead connections).
+
+    Up to `pool_size` connections, all kept open once made: no overflow, because
+    SQLAlchemy closes an overflow connection when it is returned, so a burst
+    above the pool paid a PostgreSQL connect (a backend fork) per transaction.
+    """
     connect_args = {"options": f"-c statement_timeout={statement_timeout_ms}"} if statement_timeout_ms else {}
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args=connect_args,

@@ -38,7 +38,7 @@ class ServiceSettings(BaseServiceSettings):
 
 class DatabaseSettings(BaseSettings):
     database_url: str = Field(description="postgresql+psycopg://user:pass@host:port/db")
-    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_size: int = Field(default=20, ge=1)
     database_statement_timeout_ms: int = Field(default=15_000, ge=0)
 
 

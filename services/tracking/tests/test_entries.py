@@ -254,7 +254,9 @@ async def test_list_filters_and_paginates(tracking: Stub, world: World) -> None:
     window = await tracking.ListEntries(
         tpb.ListEntriesRequest(
             project_id=world.project_id,
-            period=types_pb2.Period(start=ts(hours_ago(18)), end=ts(hours_ago(16))),
+            # The entries' own starts, not a second clock reading: a second that ticks
+            # between creating and filtering must not move the window off made[2].
+            period=types_pb2.Period(start=made[2].start_time, end=made[4].start_time),
             billable=True,
             invoiced=False,
         )
