@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +12,7 @@ from timetracking.common.v1 import types_pb2
 from timetracking.reporting.v1 import reporting_pb2 as pb
 from tt_common.errors import InvalidArgument
 from tt_common.money import format_decimal
+from tt_common.timestamps import set_timestamp
 from tt_common.validation import parse_uuid
 
 from .figures import hours_text
@@ -68,17 +69,6 @@ def _ts(value: datetime) -> Timestamp:
     out = Timestamp()
     out.FromDatetime(value)
     return out
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
-
-
-def _set_ts(target: Timestamp, value: datetime) -> None:
-    """Timestamp.FromDatetime without its overhead (exact integer arithmetic)."""
-    since = value - _EPOCH
-    target.seconds = since // _SECOND
-    target.nanos = since.microseconds * 1000
 
 
 def _period(period: Period) -> types_pb2.Period:
@@ -139,8 +129,8 @@ def timesheet(report: TimesheetReport) -> pb.Timesheet:
         entry.task_name = row.task_name or ""
         entry.description = row.description
         entry.tags.extend(row.tags)
-        _set_ts(entry.start_time, row.start_time)
-        _set_ts(entry.end_time, row.end_time)
+        set_timestamp(entry.start_time, row.start_time)
+        set_timestamp(entry.end_time, row.end_time)
         entry.duration_seconds = row.duration_seconds
         entry.is_billable = row.is_billable
         entry.invoice_id = row.invoice_id or ""
