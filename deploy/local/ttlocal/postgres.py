@@ -149,8 +149,10 @@ def start(cfg: StackConfig) -> None:
         "log_min_messages=warning",
     ]
     if cfg.profile == "test":
-        # Throwaway data: trade crash safety of the OS (not of PostgreSQL) for speed.
-        args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        # Throwaway data: trade crash safety of the OS (not of PostgreSQL) for speed. Not
+        # synchronous_commit=off: that acknowledges commits a PostgreSQL crash then loses, and the
+        # fault tests SIGKILL the postmaster and check that every acknowledged write survived.
+        args += ["-c", "fsync=off", "-c", "full_page_writes=off"]
     # The log file is opened by root before dropping privileges, so postgres can write to it.
     proc.spawn(cfg, "postgres", args, user=PG_USER)
     proc.wait_until(lambda: ready(cfg), "postgresql", 60, cfg=cfg, name="postgres")
@@ -170,6 +172,37 @@ def ensure_databases(cfg: StackConfig) -> None:
         db = cfg.database_name(service)
         if not _psql(cfg, f"SELECT 1 FROM pg_database WHERE datname = '{db}'"):
             _psql(cfg, f"CREATE DATABASE {db} OWNER {role}")
+
+
+def kill(cfg: StackConfig) -> int:
+    """SIGKILL the postmaster (a crash of the whole cluster) and wait until its backends are gone.
+
+    Backends notice the postmaster's death and exit on their own; until the last one has, a new
+    postmaster cannot attach to the shared memory, so `start` would fail. Returns the killed pid.
+    """
+    import time
+
+    pid = proc.running_pid(cfg, "postgres")
+    children = _children(pid) if pid is not None else set()
+    killed = proc.kill(cfg, "postgres")
+    deadline = time.monotonic() + 30
+    while alive := {c for c in children if proc.pid_alive(c)}:
+        if time.monotonic() > deadline:
+            raise proc.StartupError(f"postgresql backends {sorted(alive)} outlived their postmaster by 30s")
+        time.sleep(0.05)
+    return killed
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
 
 
 def stop(cfg: StackConfig) -> None:
