@@ -185,9 +185,15 @@ class RefreshTokens:
         """Log out: the token's whole family stops working. Unknown tokens are ignored."""
         try:
             family = await self.redis.hget(f"refresh:{_sha256(token)}", "family")
-            if family:
-                name = family.decode() if isinstance(family, bytes) else str(family)
-                await self.redis.delete(f"refresh-family:{name}")
+        except RedisError as exc:
+            raise Unavailable("session store unavailable, retry later") from exc
+        if family:
+            await self.revoke_family(family.decode() if isinstance(family, bytes) else str(family))
+
+    async def revoke_family(self, family: str) -> None:
+        """Every refresh token of one login stops working."""
+        try:
+            await self.redis.delete(f"refresh-family:{family}")
         except RedisError as exc:
             raise Unavailable("session store unavailable, retry later") from exc
 
@@ -231,7 +237,7 @@ class Authenticator:
                 raise
             user = None
         if user is None or not user.active:
-            await self.refresh.redis.delete(f"refresh-family:{family}")
+            await self.refresh.revoke_family(family)
             raise _unauthenticated("invalid refresh token", "invalid_refresh_token")
         return await self._tokens_for(user, family)
 
