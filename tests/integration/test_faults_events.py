@@ -10,126 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import grpc
 import psycopg
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from tests.support.faults import Stubs, connect, new_project, scalar, ts, until
 from tests.support.infra import RunningStack
 from timetracking.common.v1 import types_pb2
 from timetracking.invoicing.v1 import invoicing_pb2 as ipb
-from timetracking.invoicing.v1 import invoicing_pb2_grpc
-from timetracking.projects.v1 import projects_pb2 as ppb
-from timetracking.projects.v1 import projects_pb2_grpc
 from timetracking.reporting.v1 import reporting_pb2 as rpb
-from timetracking.reporting.v1 import reporting_pb2_grpc
 from timetracking.tracking.v1 import tracking_pb2 as tpb
-from timetracking.tracking.v1 import tracking_pb2_grpc
 from ttlocal import kafka, proc, services
-
-T = TypeVar("T")
-
-
-@dataclass
-class Stubs:
-    projects: projects_pb2_grpc.ProjectsServiceStub
-    tracking: tracking_pb2_grpc.TrackingServiceStub
-    reporting: reporting_pb2_grpc.ReportingServiceStub
-    invoicing: invoicing_pb2_grpc.InvoicingServiceStub
-
-
-@pytest.fixture(scope="module")
-async def stubs(running_services: RunningStack) -> AsyncIterator[Stubs]:
-    cfg = running_services.config
-    async with (
-        grpc.aio.insecure_channel(cfg.grpc_target("projects")) as p,
-        grpc.aio.insecure_channel(cfg.grpc_target("tracking")) as t,
-        grpc.aio.insecure_channel(cfg.grpc_target("reporting")) as r,
-        grpc.aio.insecure_channel(cfg.grpc_target("invoicing")) as i,
-    ):
-        yield Stubs(
-            projects_pb2_grpc.ProjectsServiceStub(p),
-            tracking_pb2_grpc.TrackingServiceStub(t),
-            reporting_pb2_grpc.ReportingServiceStub(r),
-            invoicing_pb2_grpc.InvoicingServiceStub(i),
-        )
-
-
-def _connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
 @pytest.fixture(scope="module")
 def dbs(session_databases: dict[str, str]) -> Iterator[dict[str, psycopg.Connection]]:
-    conns = {s: _connect(session_databases[s]) for s in ("tracking", "reporting", "invoicing")}
+    conns = {s: connect(session_databases[s]) for s in ("tracking", "reporting", "invoicing")}
     try:
         yield conns
     finally:
         for conn in conns.values():
             conn.close()
-
-
-def scalar(db: psycopg.Connection, sql: str, *args: object) -> int:
-    row = db.execute(sql, args).fetchone()
-    assert row is not None
-    return int(row[0] or 0)
-
-
-def ts(dt: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(dt)
-    return out
-
-
-async def until(check: Callable[[], Awaitable[T]], ok: Callable[[T], bool], *, within: float, what: str) -> T:
-    """Poll `check` until `ok`; fail after `within` seconds with the last value seen."""
-    deadline = time.monotonic() + within
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = await check()
-            if ok(last):  # type: ignore[arg-type]
-                return last  # type: ignore[return-value]
-        except grpc.aio.AioRpcError as exc:  # a service restarting answers UNAVAILABLE for a while
-            last = exc.code()
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{what}: not reached within {within:.0f}s (last: {last})")
-
-
-async def new_project(stubs: Stubs, members: int, rate: str = "90.00") -> tuple[str, list[str]]:
-    client = await stubs.projects.CreateClient(
-        ppb.CreateClientRequest(
-            name=f"Faults {uuid.uuid4().hex[:8]}", currency="EUR", tax_rate="19", payment_terms_days=14
-        )
-    )
-    project = await stubs.projects.CreateProject(
-        ppb.CreateProjectRequest(
-            client_id=client.client_id,
-            name=f"Faults {uuid.uuid4().hex[:8]}",
-            billing_type=ppb.BILLING_TYPE_HOURLY,
-            default_hourly_rate=rate,
-        )
-    )
-
-    async def member() -> str:
-        user = await stubs.projects.CreateUser(
-            ppb.CreateUserRequest(
-                name="Fault Member", email=f"f-{uuid.uuid4().hex[:12]}@example.com", timezone="UTC"
-            )
-        )
-        await stubs.projects.AddProjectMember(
-            ppb.AddProjectMemberRequest(project_id=project.project_id, user_id=user.user_id)
-        )
-        return user.user_id
-
-    users = list(await asyncio.gather(*(member() for _ in range(members))))
-    return project.project_id, users
 
 
 async def project_total(stubs: Stubs, project_id: str) -> int:

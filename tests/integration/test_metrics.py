@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import httpx
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tests.support.faults import ts
 from tests.support.infra import RunningStack
 from timetracking.common.v1 import types_pb2
 from timetracking.invoicing.v1 import invoicing_pb2 as ipb
@@ -82,12 +82,6 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{service} metrics after {within:.0f}s: " + "; ".join(missing))
         await asyncio.sleep(0.2)
-
-
-def ts(dt: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(dt)
-    return out
 
 
 @dataclass
