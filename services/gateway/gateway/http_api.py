@@ -61,6 +61,27 @@ TELEMETRY: TelemetryConfig = {
 }
 
 
+# The order of the API's sections in /docs.
+OPENAPI_TAGS = [
+    {"name": name}
+    for name in (
+        "health",
+        "auth",
+        "users",
+        "clients",
+        "projects",
+        "tasks",
+        "members",
+        "rates",
+        "timer",
+        "time entries",
+        "reports",
+        "invoices",
+        "system",
+    )
+]
+
+
 class ReadinessOut(BaseModel):
     status: str
     checks: dict[str, str]
@@ -81,6 +102,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         telemetry=TELEMETRY,
+        openapi_tags=OPENAPI_TAGS,
     )
     problems.install(app)
 
@@ -102,7 +124,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
         )
 
-    for module in (auth, users, clients, projects, timer, entries, reports, invoices, system):
+    # Routing tries routes in the order they were added (the route table is ~60 routes, and a
+    # request pays a regex match for each one before its own), so the hot paths (the timer and
+    # entries, most of the traffic) come first; no two routers' paths overlap, so the order
+    # changes no answer. The documentation keeps its reading order through OPENAPI_TAGS.
+    for module in (timer, entries, auth, users, clients, projects, reports, invoices, system):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics)
