@@ -2,8 +2,11 @@
 
 Tracing is always on in-process (so trace ids reach the logs and Kafka
 headers); spans are exported over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT
-(or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set. Other OTEL_* variables are
-read by the SDK itself.
+(or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set. Without an exporter, spans are
+not recorded (sampler `parentbased_always_off`): trace and span ids are still
+made and propagated, but no attributes, events or timings are kept for
+nobody to read. Other OTEL_* variables (OTEL_TRACES_SAMPLER to override
+that choice) are read by the SDK itself.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _configured = False
 
@@ -34,8 +38,13 @@ def setup_tracing(service_name: str) -> TracerProvider:
     if _configured and isinstance(provider, TracerProvider):
         return provider
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    exporting = bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    # None: the SDK's choice (OTEL_TRACES_SAMPLER, else parent-based always-on).
+    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    if exporting:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
@@ -33,6 +33,8 @@ from tt_common.errors import Unavailable
 
 from .auth import CurrentPrincipal, Principal
 from .problems import HttpProblem, response_for
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_KEY_LENGTH = 255
 REPLAYED = "Idempotent-Replayed"
@@ -85,7 +87,7 @@ class IdempotencyStore:
             headers={**stored.get("headers", {}), REPLAYED: "true"},
         )
 
-    async def finish(self, rkey: str, fp: str, response: JSONResponse) -> None:
+    async def finish(self, rkey: str, fp: str, response: Response) -> None:
         keep = response.status_code < 500 and response.status_code != 429
         try:
             if not keep:
@@ -123,15 +125,18 @@ class Idempotency:
     async def run(
         self,
         body: BaseModel | None,
-        work: Callable[[], Awaitable[Any]],
+        work: Callable[[], Awaitable[M]],
         *,
         status_code: int = 200,
-        headers: Callable[[Any], dict[str, str]] | None = None,
+        headers: Callable[[M], dict[str, str]] | None = None,
     ) -> Response:
-        def respond(result: Any) -> JSONResponse:
-            return JSONResponse(
-                jsonable_encoder(result),
+        def respond(result: M) -> Response:
+            # The model's own JSON, once: returning a Response skips FastAPI's second
+            # validation and encoding of the same object (`response_model` still documents it).
+            return Response(
+                result.model_dump_json(),
                 status_code=status_code,
+                media_type="application/json",
                 headers=headers(result) if headers else None,
             )
 
@@ -146,6 +151,7 @@ class Idempotency:
         replay = await self.store.begin(rkey, fp)
         if replay is not None:
             return replay
+        response: Response
         try:
             response = respond(await work())
         except BaseException as exc:

@@ -28,6 +28,9 @@ def main() -> None:
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,  # structlog owns logging
+            access_log=False,  # one log call per request for nothing: metrics and traces cover it
+            loop="uvloop",
+            http="httptools",
             timeout_graceful_shutdown=10,
         )
     finally:

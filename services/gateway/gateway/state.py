@@ -48,7 +48,9 @@ class Gateway:
         await self.redis.aclose()
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
+    # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    # hop per request for an attribute lookup.
     gw: Gateway = request.app.state.gw
     return gw
 
