@@ -209,3 +209,22 @@ async def test_concurrent_stops_of_one_timer_stop_it_once(
         "SELECT action FROM entry_audit WHERE entry_id = %s ORDER BY audit_id", (started.entry_id,)
     ).fetchall()
     assert actions == [("timer_started",), ("timer_stopped",)]
+
+
+async def test_a_timer_edited_after_its_start_stops_as_edited(
+    tracking: Stub, world: World, db: psycopg.Connection
+) -> None:
+    # This process remembers the timer it started; the edit makes that memory stale.
+    started = await tracking.StartTimer(start_request(world))
+    edited = await tracking.UpdateEntry(
+        tpb.UpdateEntryRequest(entry_id=started.entry_id, expected_version=1, description="renamed")
+    )
+    backdate_running_timer(db, started.entry_id, timedelta(minutes=5))
+    stopped = await tracking.StopTimer(tpb.StopTimerRequest(user_id=world.user_id))
+    stored = await tracking.GetEntry(tpb.GetEntryRequest(entry_id=started.entry_id))
+    assert stopped.entry == stored
+    assert (stored.description, stored.version) == ("renamed", edited.version + 1)
+    assert 300 <= stored.duration_seconds <= 310
+    payload = db.execute("SELECT payload FROM outbox WHERE key = %s", (started.entry_id,)).fetchone()
+    event = entries_pb2.EntryEvent.FromString(payload[0])
+    assert (event.stopped.entry.description, event.stopped.entry.version) == ("renamed", stored.version)

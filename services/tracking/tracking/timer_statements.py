@@ -1,15 +1,17 @@
-"""The timers' hot path in SQL: one statement per write, on raw driver connections.
+"""The timers' hot path in SQL: one statement per write, on raw connections.
 
 StartTimer and StopTimer are most of tracking's traffic. Through the ORM each
 cost five or six round trips (BEGIN, the statements, COMMIT) and most of the
 service's CPU; here a start is one statement and a stop is one read plus one
-statement. Each write is a data-modifying CTE, so the entry, its audit record
-and (for a stop) its outbox event commit together or not at all: one statement
-is one transaction. The domain decides every value (timers.py); these
-statements only write them, conditionally on the row being what was read
-(version, still running). A statement that matched nothing returns False and
-the caller falls back to the locked, transactional path in repository.py.
-Constraint violations become the same domain errors as there, by name.
+statement (no read when this process started the timer: `started_here`). Each
+write is a data-modifying CTE, so the entry, its audit record and (for a stop)
+its outbox event commit together or not at all: one statement is one
+transaction. The domain decides every value (timers.py); these statements only
+write them, conditionally on the row being what was read (same version and
+start, still running; every edit bumps the version). A statement that matched
+nothing returns False and the caller falls back to the locked, transactional
+path in repository.py. Constraint violations become the same domain errors as
+there, by name.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ SELECT count(*) FROM entry
 _DISCARD = """
 WITH gone AS (
     DELETE FROM time_entries
-    WHERE entry_id = $1 AND version = $2 AND end_time IS NULL AND invoice_id IS NULL
+    WHERE entry_id = $1 AND version = $2 AND start_time = $6 AND end_time IS NULL AND invoice_id IS NULL
     RETURNING entry_id
 ), audit AS (
     INSERT INTO entry_audit (entry_id, actor_user_id, action, before)
@@ -60,7 +62,7 @@ _FINISH = f"""
 WITH stopped AS (
     UPDATE time_entries
     SET end_time = $3, duration_seconds = $4, capped = $5, version = version + 1, updated_at = $6
-    WHERE entry_id = $1 AND version = $2 AND end_time IS NULL AND invoice_id IS NULL
+    WHERE entry_id = $1 AND version = $2 AND start_time = $16 AND end_time IS NULL AND invoice_id IS NULL
     RETURNING entry_id
 ), audit AS (
     INSERT INTO entry_audit (entry_id, actor_user_id, action, before, after)
@@ -74,12 +76,23 @@ SELECT (SELECT count(*) FROM stopped), (SELECT count(pg_notify('{NOTIFY_CHANNEL}
 """  # noqa: S608 - constants only; every value is a parameter
 
 
+_MAX_REMEMBERED = 50_000
+
+
 class TimerStatements:
     """The fused statements, on the service's `DriverPool`."""
 
     def __init__(self, db: DriverPool, *, topic: str) -> None:
         self.db = db
         self.topic = topic
+        # The timers this process started, as written: a stop usually follows its start here,
+        # and then needs no read (the write re-checks the row).
+        self._started: dict[uuid.UUID, Entry] = {}
+
+    def started_here(self, user_id: uuid.UUID) -> Entry | None:
+        """The running timer this process started for the user, as it was written; it may have
+        changed or stopped since (the writes below match nothing then)."""
+        return self._started.get(user_id)
 
     async def _write(self, sql: str, *args: Any) -> Any:
         try:
@@ -113,13 +126,25 @@ class TimerStatements:
             action,
             json.dumps(entry.snapshot()),
         )
-        return bool(row[0])
+        if not row[0]:
+            return False
+        if len(self._started) >= _MAX_REMEMBERED:
+            self._started.clear()
+        self._started[entry.user_id] = entry
+        return True
 
     async def discard(self, running: Entry, actor: uuid.UUID | None, action: str) -> bool:
         """Delete the running timer as read, with its audit record; False when it changed meanwhile."""
         row = await self._write(
-            _DISCARD, running.entry_id, running.version, actor, action, json.dumps(running.snapshot())
+            _DISCARD,
+            running.entry_id,
+            running.version,
+            actor,
+            action,
+            json.dumps(running.snapshot()),
+            running.start_time,
         )
+        self._started.pop(running.user_id, None)
         return bool(row[0])
 
     async def finish(
@@ -153,5 +178,7 @@ class TimerStatements:
             str(stopped.entry_id),
             payload,
             json.dumps(trace_headers()),
+            running.start_time,
         )
+        self._started.pop(running.user_id, None)
         return bool(row[0])

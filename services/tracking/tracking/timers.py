@@ -198,12 +198,24 @@ async def stop_timer_fast(
     actor: uuid.UUID | None,
     now: datetime,
 ) -> tuple[Entry, StopOutcome] | None:
-    """Stop the running timer with one read and one statement (entry, audit and event together).
+    """Stop the running timer in one statement (entry, audit and event together), after one read
+    unless this process started it.
 
     None when the timer changed between the read and the write (a concurrent
     stop or edit): `stop_timer` then decides on the locked row.
     """
+    started = statements.started_here(user_id)
+    if started is not None and entry_id in (None, started.entry_id):
+        stopped = await _stop_as_read(statements, started, actor, now)
+        if stopped is not None:
+            return stopped
     running = check_running(await statements.running_for_user(user_id), entry_id)
+    return await _stop_as_read(statements, running, actor, now)
+
+
+async def _stop_as_read(
+    statements: TimerStatements, running: Entry, actor: uuid.UUID | None, now: datetime
+) -> tuple[Entry, StopOutcome] | None:
     outcome = stop_outcome(running.start_time, now)
     if outcome.discarded:
         if not await statements.discard(running, actor, stop_action(outcome)):
