@@ -67,3 +67,39 @@ async def test_invalid_argument_carries_the_field_and_reason(server_and_stub) ->
     assert json.loads(metadata["field-violations"]) == [
         {"field": "end_time", "reason": "must be after start_time"}
     ]
+
+
+async def test_a_database_that_does_not_answer_is_unavailable_through_either_driver(server_and_stub) -> None:
+    import socket
+
+    from sqlalchemy import text
+
+    from tt_common.db import DriverPool, create_engine
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://nobody:nothing@127.0.0.1:{port}/none"
+    failures: list[Exception] = []
+    pool = DriverPool(url, size=1)
+    try:
+        await pool.fetchval("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises is what the interceptor sees
+        failures.append(exc)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        failures.append(exc)
+    finally:
+        await engine.dispose()
+    assert len(failures) == 2
+
+    servicer, stub = server_and_stub
+    for failure in failures:
+        servicer.error = failure
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE, repr(failure)
+        assert dict(exc.value.trailing_metadata())["error-code"] == "unavailable"

@@ -17,9 +17,8 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from .db import database_unavailable
 from .errors import DomainError
 from .logging import get_logger
 from .metrics import GrpcMetricsInterceptor
@@ -31,9 +30,7 @@ log = get_logger(__name__)
 def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
     if isinstance(exc, DomainError):
         return exc.code, exc.message, exc.metadata()
-    if isinstance(exc, OperationalError | PoolTimeout) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if database_unavailable(exc):
         return (
             grpc.StatusCode.UNAVAILABLE,
             "database unavailable, retry later",

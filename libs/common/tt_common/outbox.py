@@ -71,6 +71,11 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+def trace_headers() -> dict[str, str]:
+    """The current trace context as an outbox row's `headers` (the relay continues the trace)."""
+    return {k: v.decode() for k, v in inject_headers()}
+
+
 async def enqueue(
     session: AsyncSession,
     table: Table,
@@ -82,9 +87,10 @@ async def enqueue(
 ) -> uuid.UUID:
     """Add an event to the outbox in the caller's transaction (published after commit)."""
     event_id = event_id or uuid.uuid4()
-    carrier = {k: v.decode() for k, v in inject_headers()}
     await session.execute(
-        table.insert().values(event_id=event_id, topic=topic, key=key, payload=payload, headers=carrier)
+        table.insert().values(
+            event_id=event_id, topic=topic, key=key, payload=payload, headers=trace_headers()
+        )
     )
     # Delivered at commit (and dropped on rollback): wakes the relay early.
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
@@ -102,7 +108,7 @@ async def enqueue_many(
     """
     if not events:
         return
-    carrier = {k: v.decode() for k, v in inject_headers()}
+    carrier = trace_headers()
     doc = json.dumps([[topic, key, payload.hex(), str(event_id)] for topic, key, payload, event_id in events])
     name = table.name
     await session.execute(

@@ -58,7 +58,11 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: Any) -> Entry:
-        m = row._mapping
+        return cls.from_mapping(row._mapping)
+
+    @classmethod
+    def from_mapping(cls, m: Any) -> Entry:
+        """From anything indexed by column name (a SQLAlchemy row mapping, an asyncpg record)."""
         return cls(**{f: m[f] for f in ENTRY_FIELDS if f != "tags"}, tags=tuple(m["tags"] or ()))
 
     def with_changes(self, **changes: Any) -> Entry:

@@ -48,6 +48,24 @@ def snapshot(entry: Entry) -> entries_pb2.TimeEntrySnapshot:
     return msg
 
 
+def entry_event(
+    entry: Entry, actor: uuid.UUID | None, occurred_at: datetime, kind: str, body: Message
+) -> tuple[uuid.UUID, bytes]:
+    """A fresh event id and the serialized EntryEvent carrying `body` as its `kind`."""
+    event_id = uuid.uuid4()
+    event = entries_pb2.EntryEvent(event_id=str(event_id), actor_user_id=str(actor) if actor else "")
+    set_timestamp(event.occurred_at, occurred_at)
+    getattr(event, kind).CopyFrom(body)
+    return event_id, event.SerializeToString()
+
+
+def stopped_event(entry: Entry, actor: uuid.UUID | None, at: datetime) -> tuple[uuid.UUID, bytes]:
+    """EntryStopped for a timer that stopped (or was capped) at `at`."""
+    return entry_event(
+        entry, actor, at, "stopped", entries_pb2.EntryStopped(entry=snapshot(entry), capped=entry.capped)
+    )
+
+
 class EntryEvents:
     """Writes entry events to the outbox, in the caller's transaction."""
 
@@ -58,17 +76,16 @@ class EntryEvents:
     async def _add(
         self, entry: Entry, actor: uuid.UUID | None, occurred_at: datetime, kind: str, body: Message
     ) -> None:
-        event_id = uuid.uuid4()
-        event = entries_pb2.EntryEvent(event_id=str(event_id), actor_user_id=str(actor) if actor else "")
-        set_timestamp(event.occurred_at, occurred_at)
-        getattr(event, kind).CopyFrom(body)
+        event_id, payload = entry_event(entry, actor, occurred_at, kind, body)
         await self.outbox.add_event(
-            topic=self.topic, key=str(entry.entry_id), payload=event.SerializeToString(), event_id=event_id
+            topic=self.topic, key=str(entry.entry_id), payload=payload, event_id=event_id
         )
 
     async def stopped(self, entry: Entry, actor: uuid.UUID | None, at: datetime) -> None:
-        body = entries_pb2.EntryStopped(entry=snapshot(entry), capped=entry.capped)
-        await self._add(entry, actor, at, "stopped", body)
+        event_id, payload = stopped_event(entry, actor, at)
+        await self.outbox.add_event(
+            topic=self.topic, key=str(entry.entry_id), payload=payload, event_id=event_id
+        )
 
     async def edited(self, entry: Entry, actor: uuid.UUID | None, at: datetime) -> None:
         await self._add(entry, actor, at, "edited", entries_pb2.EntryEdited(entry=snapshot(entry)))

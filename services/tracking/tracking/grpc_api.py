@@ -23,6 +23,7 @@ from .directory import Directory
 from .domain import EntryOverlaps, TimerAlreadyRunning
 from .events import EntryEvents
 from .repository import EntryRepository, OutboxRepository, Repositories
+from .timer_statements import TimerStatements
 from .timers import TimerLocks
 
 Clock = Callable[[], datetime]
@@ -39,10 +40,12 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         directory: Directory,
         locks: TimerLocks,
+        statements: TimerStatements,
         clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.statements = statements
         self.directory = directory
         self.locks = locks
         self.clock = clock
@@ -72,11 +75,16 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
         billing = await self.directory.billing_for_booking(cmd.user_id, cmd.project_id, cmd.task_id)
         try:
             async with self.locks.hold(cmd.user_id) as serialized:
-                async with transaction(self.sessions) as session:
-                    repos = Repositories.on(session)
-                    entry = await timers.start_timer(
-                        repos, self._events(repos), cmd, billing, self.clock(), serialized=serialized
-                    )
+                entry = None
+                if serialized:
+                    # The lock serialises this user's starts: one statement is enough.
+                    entry = await timers.start_timer_fast(self.statements, cmd, billing, self.clock())
+                if entry is None:
+                    async with transaction(self.sessions) as session:
+                        repos = Repositories.on(session)
+                        entry = await timers.start_timer(
+                            repos, self._events(repos), cmd, billing, self.clock(), serialized=serialized
+                        )
         except (AlreadyExists, EntryOverlaps) as exc:
             if isinstance(exc, TimerAlreadyRunning):
                 raise
@@ -94,11 +102,21 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
         user_id = parse_uuid(request.user_id, "user_id")
         entry_id = parse_optional_uuid(request.entry_id, "entry_id")
         actor = wire.actor(request.actor_user_id)
-        async with transaction(self.sessions) as session:
-            repos = Repositories.on(session)
-            entry, outcome = await timers.stop_timer(
-                repos, self._events(repos), user_id=user_id, entry_id=entry_id, actor=actor, now=self.clock()
-            )
+        stopped = await timers.stop_timer_fast(
+            self.statements, user_id=user_id, entry_id=entry_id, actor=actor, now=self.clock()
+        )
+        if stopped is None:  # it changed between read and write: decide on the locked row
+            async with transaction(self.sessions) as session:
+                repos = Repositories.on(session)
+                stopped = await timers.stop_timer(
+                    repos,
+                    self._events(repos),
+                    user_id=user_id,
+                    entry_id=entry_id,
+                    actor=actor,
+                    now=self.clock(),
+                )
+        entry, outcome = stopped
         return tracking_pb2.StopTimerResponse(
             entry=wire.entry_message(entry), discarded=outcome.discarded, capped=outcome.capped
         )
@@ -107,8 +125,7 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
         self, request: tracking_pb2.GetRunningTimerRequest, context: grpc.aio.ServicerContext
     ) -> tracking_pb2.GetRunningTimerResponse:
         user_id = parse_uuid(request.user_id, "user_id")
-        async with self.sessions() as session:
-            running = await EntryRepository(session).running_for_user(user_id)
+        running = await self.statements.running_for_user(user_id)
         if running is None:
             return tracking_pb2.GetRunningTimerResponse()
         return tracking_pb2.GetRunningTimerResponse(entry=wire.entry_message(running))

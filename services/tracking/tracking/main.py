@@ -8,7 +8,7 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from timetracking.tracking.v1 import tracking_pb2, tracking_pb2_grpc
-from tt_common.db import engine_from_settings, ping, session_factory, transaction
+from tt_common.db import driver_pool_from_settings, engine_from_settings, ping, session_factory, transaction
 from tt_common.grpc_client import channel
 from tt_common.grpc_server import GrpcServiceRunner, run_service
 from tt_common.outbox import run_relay
@@ -20,6 +20,7 @@ from .events import EntryEvents
 from .grpc_api import TrackingApi, utc_now
 from .models import outbox
 from .repository import Repositories
+from .timer_statements import TimerStatements
 from .timers import TimerLocks, cap_forgotten_timers
 
 
@@ -44,6 +45,8 @@ async def sweep_forgotten_timers(
 async def serve(settings: TrackingSettings) -> None:
     engine = engine_from_settings(settings)
     sessions = session_factory(engine)
+    # The timers' hot path: raw driver connections, beside the ORM's pool.
+    driver_pool = driver_pool_from_settings(settings)
     redis = make_redis(settings.redis_url)
     projects = channel(settings.projects_target)
 
@@ -57,6 +60,7 @@ async def serve(settings: TrackingSettings) -> None:
             wait_s=settings.timer_lock_wait_s,
             retry_after_s=settings.redis_retry_after_s,
         ),
+        TimerStatements(driver_pool, topic=settings.topic_entries),
     )
     runner = GrpcServiceRunner(settings)
     runner.add_servicer(
@@ -85,6 +89,7 @@ async def serve(settings: TrackingSettings) -> None:
     async def close() -> None:
         await projects.close()
         await redis.aclose()
+        await driver_pool.close()
         await engine.dispose()
 
     runner.on_shutdown(close)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
+from tt_common.db import violated_constraint
 from tt_common.errors import AlreadyExists, InvalidArgument
 from tt_common.outbox import enqueue, enqueue_many
 
@@ -44,12 +45,14 @@ def _entry_range(start: Any, end: Any) -> Any:
 _RANGE = re.compile(r'\["?([^",\]]+)"?,"?([^",)]+)"?\)')
 
 
-def constraint_error(exc: IntegrityError) -> Exception:
-    """The domain error for a violated constraint, or the original error if it is not one of ours."""
-    diag = getattr(exc.orig, "diag", None)
-    name = getattr(diag, "constraint_name", None)
+def constraint_error(exc: Exception) -> Exception:
+    """The domain error for a violated constraint (either driver), or `exc` if it is not one of ours."""
+    violated = violated_constraint(exc)
+    if violated is None:
+        return exc
+    name, detail = violated
     if name == "ex_time_entries_no_overlap":
-        ranges = _RANGE.findall(getattr(diag, "message_detail", None) or "")
+        ranges = _RANGE.findall(detail)
         other = f"another entry ({ranges[-1][0]} to {ranges[-1][1]})" if ranges else "another entry"
         return EntryOverlaps(other.replace(" to infinity", ", still running"))
     if name == "uq_time_entries_one_running_timer":

@@ -7,6 +7,10 @@ is not free in time) starting still proceeds: a transaction-scoped PostgreSQL
 advisory lock serialises the user instead, and the partial unique index on
 running timers is the safety net under both.
 
+The common path of both runs on `TimerStatements` (one statement per write, no
+ORM); whatever it cannot decide alone (a timer already running, a row that
+changed between read and write, Redis down) takes the transactional path.
+
 Running timers are private to tracking: events describe stopped entries only
 (EntryStopped when a timer stops or is capped), so consumers never see an
 entry without an end.
@@ -28,8 +32,9 @@ from tt_common.logging import get_logger
 from tt_common.redis import LockNotAcquired, RedisLock
 
 from .domain import MAX_ENTRY_LENGTH, Billing, Entry, StopOutcome, TimerAlreadyRunning, stop_outcome
-from .events import EntryEvents
+from .events import EntryEvents, stopped_event
 from .repository import Repositories
+from .timer_statements import TimerStatements
 
 log = get_logger(__name__)
 
@@ -84,6 +89,55 @@ class StartTimer:
     tags: tuple[str, ...]
 
 
+# What a start writes; the rest (end, duration, invoice, capped, version) are the columns' defaults.
+_INSERTED_FIELDS = (
+    "entry_id",
+    "user_id",
+    "project_id",
+    "task_id",
+    "description",
+    "start_time",
+    "is_billable",
+    "hourly_rate",
+    "currency",
+    "created_at",
+    "updated_at",
+)
+
+
+def new_timer(cmd: StartTimer, billing: Billing, now: datetime) -> Entry:
+    """The running entry a start creates, exactly as it will be stored."""
+    return Entry(
+        entry_id=uuid.uuid4(),
+        user_id=cmd.user_id,
+        project_id=cmd.project_id,
+        task_id=cmd.task_id,
+        description=cmd.description,
+        start_time=now,
+        end_time=None,
+        duration_seconds=None,
+        is_billable=billing.is_billable,
+        hourly_rate=billing.hourly_rate,
+        currency=billing.currency,
+        tags=cmd.tags,
+        invoice_id=None,
+        capped=False,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def start_timer_fast(
+    statements: TimerStatements, cmd: StartTimer, billing: Billing, now: datetime
+) -> Entry | None:
+    """The common path, for a caller holding the user's Redis lock: one statement writes the
+    timer and its audit record. None when a timer already runs: `start_timer` then names it
+    (or caps a forgotten one)."""
+    entry = new_timer(cmd, billing, now)
+    return entry if await statements.insert_running(entry, cmd.actor, "timer_started") else None
+
+
 async def start_timer(
     repos: Repositories,
     events: EntryEvents,
@@ -100,20 +154,8 @@ async def start_timer(
     """
     if not serialized:
         await repos.entries.serialize_user(cmd.user_id)
-    values = {
-        "entry_id": uuid.uuid4(),
-        "user_id": cmd.user_id,
-        "project_id": cmd.project_id,
-        "task_id": cmd.task_id,
-        "description": cmd.description,
-        "start_time": now,
-        "is_billable": billing.is_billable,
-        "hourly_rate": billing.hourly_rate,
-        "currency": billing.currency,
-        "tags": list(cmd.tags),
-        "created_at": now,
-        "updated_at": now,
-    }
+    fresh = new_timer(cmd, billing, now)
+    values = {f: getattr(fresh, f) for f in _INSERTED_FIELDS} | {"tags": list(fresh.tags)}
     for _ in range(3):
         entry = await repos.entries.insert_running(values)
         if entry is not None:
@@ -130,6 +172,70 @@ async def start_timer(
     raise Conflict("the running timer kept changing; retry")
 
 
+def check_running(running: Entry | None, entry_id: uuid.UUID | None) -> Entry:
+    """The user's running timer, if it is the one the caller means to stop."""
+    if running is None:
+        raise FailedPrecondition("no timer is running for this user", error_code="no_running_timer")
+    if entry_id is not None and running.entry_id != entry_id:
+        raise FailedPrecondition(
+            f"entry_id: entry {entry_id} is not the running timer (entry {running.entry_id} is)",
+            error_code="not_the_running_timer",
+        )
+    return running
+
+
+def stop_action(outcome: StopOutcome) -> str:
+    if outcome.discarded:
+        return "timer_discarded"
+    return "timer_capped" if outcome.capped else "timer_stopped"
+
+
+async def stop_timer_fast(
+    statements: TimerStatements,
+    *,
+    user_id: uuid.UUID,
+    entry_id: uuid.UUID | None,
+    actor: uuid.UUID | None,
+    now: datetime,
+) -> tuple[Entry, StopOutcome] | None:
+    """Stop the running timer in one statement (entry, audit and event together), after one read
+    unless this process started it.
+
+    None when the timer changed between the read and the write (a concurrent
+    stop or edit): `stop_timer` then decides on the locked row.
+    """
+    started = statements.started_here(user_id)
+    if started is not None and entry_id in (None, started.entry_id):
+        stopped = await _stop_as_read(statements, started, actor, now)
+        if stopped is not None:
+            return stopped
+    running = check_running(await statements.running_for_user(user_id), entry_id)
+    return await _stop_as_read(statements, running, actor, now)
+
+
+async def _stop_as_read(
+    statements: TimerStatements, running: Entry, actor: uuid.UUID | None, now: datetime
+) -> tuple[Entry, StopOutcome] | None:
+    outcome = stop_outcome(running.start_time, now)
+    if outcome.discarded:
+        if not await statements.discard(running, actor, stop_action(outcome)):
+            return None
+        return running.with_changes(
+            end_time=outcome.end_time, duration_seconds=outcome.duration_seconds
+        ), outcome
+    stopped = running.with_changes(
+        end_time=outcome.end_time,
+        duration_seconds=outcome.duration_seconds,
+        capped=outcome.capped,
+        version=running.version + 1,
+        updated_at=now,
+    )
+    event = stopped_event(stopped, actor, now)
+    if not await statements.finish(running, stopped, actor, stop_action(outcome), event):
+        return None
+    return stopped, outcome
+
+
 async def stop_timer(
     repos: Repositories,
     events: EntryEvents,
@@ -140,14 +246,7 @@ async def stop_timer(
     now: datetime,
 ) -> tuple[Entry, StopOutcome]:
     """Stop the user's running timer at server time `now` (row locked: concurrent stops serialise)."""
-    running = await repos.entries.running_for_user(user_id, for_update=True)
-    if running is None:
-        raise FailedPrecondition("no timer is running for this user", error_code="no_running_timer")
-    if entry_id is not None and running.entry_id != entry_id:
-        raise FailedPrecondition(
-            f"entry_id: entry {entry_id} is not the running timer (entry {running.entry_id} is)",
-            error_code="not_the_running_timer",
-        )
+    running = check_running(await repos.entries.running_for_user(user_id, for_update=True), entry_id)
     return await finish_timer(repos, events, running, now, actor=actor)
 
 
@@ -159,7 +258,7 @@ async def finish_timer(
     if outcome.discarded:
         deleted = await repos.entries.delete(running.entry_id, running.version)
         assert deleted, "the running timer is locked by this transaction"
-        await repos.audit.record(running.entry_id, actor, "timer_discarded", running, None)
+        await repos.audit.record(running.entry_id, actor, stop_action(outcome), running, None)
         return running.with_changes(
             end_time=outcome.end_time, duration_seconds=outcome.duration_seconds
         ), outcome
@@ -174,9 +273,7 @@ async def finish_timer(
         now,
     )
     assert stopped is not None, "the running timer is locked by this transaction"
-    await repos.audit.record(
-        stopped.entry_id, actor, "timer_capped" if outcome.capped else "timer_stopped", running, stopped
-    )
+    await repos.audit.record(stopped.entry_id, actor, stop_action(outcome), running, stopped)
     await events.stopped(stopped, actor, now)
     return stopped, outcome
 
