@@ -12,15 +12,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry import trace
 from prometheus_client import REGISTRY
-from sqlalchemy import Column, MetaData, Table, Text, select
+from sqlalchemy import Column, MetaData, Table, Text, select, text
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tt_common.db import create_engine, make_metadata, session_factory, transaction
 from tt_common.inbox import first_delivery, processed_events_table
 from tt_common.kafka import BatchConsumer, Delivery, InvalidMessage, make_producer
 from tt_common.metrics import MetricNames
-from tt_common.outbox import OutboxRelay, enqueue, outbox_table
+from tt_common.outbox import OutboxRelay, UnknownEncoder, enqueue, notify_relay, outbox_table, trace_headers
 from tt_common.telemetry import setup_tracing
 
 metadata: MetaData = make_metadata()
@@ -102,6 +103,70 @@ async def test_outbox_publishes_committed_events_once_in_order_and_never_rolled_
         assert per_key == sorted(per_key)  # one entry's events stay in order
     # Each event continues the trace of the request that wrote it, across the relay.
     assert all(request_trace_id in dict(r.headers)["traceparent"].decode() for r in records)
+
+
+async def test_relay_encodes_json_bodies_with_the_named_encoder_in_outbox_order(
+    infra, sessions, unique_topic
+) -> None:
+    """Rows written by SQL as JSON bodies are published as their encoder's bytes, in id order among
+    the ready-made payloads; a row naming an unknown encoder stops the relay and stays unpublished."""
+    headers = json.dumps(trace_headers())
+    async with transaction(sessions) as s:
+        for i in range(12):
+            if i % 3:
+                await enqueue(s, outbox, topic=unique_topic, key="entry-0", payload=f"bytes {i}".encode())
+            else:
+                # As a repository's INSERT ... SELECT writes them.
+                await s.execute(
+                    text(
+                        "INSERT INTO outbox (event_id, topic, key, encoder, body, headers)"
+                        " VALUES (gen_random_uuid(), :topic, 'entry-0', 'test.upper',"
+                        " jsonb_build_object('text', CAST(:text AS text)), CAST(:headers AS jsonb))"
+                    ),
+                    {"topic": unique_topic, "text": f"body {i}", "headers": headers},
+                )
+        await notify_relay(s)
+    # Neither a payload nor a body: the database refuses the row.
+    with pytest.raises(IntegrityError, match="ck_outbox_payload_or_body"):
+        async with transaction(sessions) as s:
+            await s.execute(
+                text(
+                    "INSERT INTO outbox (event_id, topic, key, encoder)"
+                    " VALUES (gen_random_uuid(), 't', 'k', 'x')"
+                )
+            )
+
+    producer = make_producer(infra.kafka_bootstrap, "test-relay-encoded")
+    await producer.start()
+    try:
+        relay = OutboxRelay(
+            sessions=sessions,
+            table=outbox,
+            producer=producer,
+            batch_size=5,
+            encoders={"test.upper": lambda body: body["text"].upper().encode()},
+        )
+        while await relay.publish_batch():
+            pass
+        assert await relay.pending() == 0
+
+        async with transaction(sessions) as s:
+            await s.execute(
+                text(
+                    "INSERT INTO outbox (event_id, topic, key, encoder, body)"
+                    " VALUES (gen_random_uuid(), :topic, 'entry-1', 'test.unknown', '{}'::jsonb)"
+                ),
+                {"topic": unique_topic},
+            )
+        with pytest.raises(UnknownEncoder, match=r"test\.unknown"):
+            await relay.publish_batch()
+        assert await relay.pending() == 1  # kept, not skipped: a deployment with the encoder publishes it
+    finally:
+        await producer.stop()
+
+    records = sorted(await drain(infra, unique_topic, 12), key=lambda r: r.offset)
+    expected = [f"BODY {i}" if i % 3 == 0 else f"bytes {i}" for i in range(12)]
+    assert [r.value.decode() for r in records] == expected
 
 
 def _decode(record) -> dict:

@@ -55,3 +55,42 @@ def _run_sync(connection: Connection, metadata: MetaData) -> None:
     _configure(connection, metadata)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def add_outbox_encoded_bodies() -> None:
+    """Migration step for every service's outbox: rows may carry a JSON body for a relay encoder.
+
+    `payload` becomes nullable; a row has either a payload or an encoder and a body.
+    """
+    import sqlalchemy as sa
+    from alembic import op
+    from sqlalchemy.dialects import postgresql
+
+    op.add_column("outbox", sa.Column("encoder", sa.Text(), nullable=True))
+    op.add_column("outbox", sa.Column("body", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
+    op.alter_column("outbox", "payload", existing_type=postgresql.BYTEA(), nullable=True)
+    op.create_check_constraint(
+        op.f("ck_outbox_payload_or_body"),
+        "outbox",
+        "payload IS NOT NULL OR (encoder IS NOT NULL AND body IS NOT NULL)",
+    )
+
+
+def drop_outbox_encoded_bodies() -> None:
+    """The downgrade of `add_outbox_encoded_bodies`; refuses while unpublished bodies would be lost."""
+    import sqlalchemy as sa
+    from alembic import op
+    from sqlalchemy.dialects import postgresql
+
+    pending = op.get_bind().execute(
+        sa.text("SELECT count(*) FROM outbox WHERE payload IS NULL AND published_at IS NULL")
+    )
+    if pending.scalar_one():
+        raise RuntimeError(
+            "outbox holds unpublished events with JSON bodies: let the relay publish them first"
+        )
+    op.execute("DELETE FROM outbox WHERE payload IS NULL")
+    op.drop_constraint(op.f("ck_outbox_payload_or_body"), "outbox", type_="check")
+    op.alter_column("outbox", "payload", existing_type=postgresql.BYTEA(), nullable=False)
+    op.drop_column("outbox", "body")
+    op.drop_column("outbox", "encoder")

@@ -6,14 +6,21 @@ creates it in its own Alembic migration. `enqueue` is called by repositories
 inside the edge's transaction. `OutboxRelay` runs as a background worker:
 NOTIFY wakes it early, polling keeps it going when notifications are lost.
 Kafka being down grows the table; nothing is lost.
+
+A row carries its Kafka payload either as bytes (`payload`, built by the
+service) or as a JSON `body` plus the name of an `encoder` the relay applies
+when it publishes. The second form lets a repository write thousands of events
+in one SQL statement (INSERT ... SELECT from the rows it just changed) without
+building a protobuf per row in the request: the encoding moves off the request
+path into the relay, and the event is still the same message, built from the
+same committed snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +29,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
@@ -48,6 +56,9 @@ _tracer = trace.get_tracer(__name__)
 
 NOTIFY_CHANNEL = "outbox"
 
+# Turns an outbox row's JSON body into the Kafka payload; registered with the relay by name.
+Encoder = Callable[[Any], bytes]
+
 PUBLISHED = Counter(MetricNames.OUTBOX_PUBLISHED, "Outbox events published to Kafka", ["topic"])
 PENDING = Gauge(MetricNames.OUTBOX_PENDING, "Outbox events not yet published")
 OLDEST_PENDING_AGE = Gauge(
@@ -63,11 +74,17 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
         Column("topic", Text, nullable=False),
         Column("key", Text, nullable=True),
-        Column("payload", LargeBinary, nullable=False),
+        # The payload as published, or null when the relay builds it from `body` with `encoder`.
+        Column("payload", LargeBinary, nullable=True),
+        Column("encoder", Text, nullable=True),
+        Column("body", JSONB, nullable=True),
         Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True), nullable=True),
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        CheckConstraint(
+            "payload IS NOT NULL OR (encoder IS NOT NULL AND body IS NOT NULL)", name="payload_or_body"
+        ),
     )
 
 
@@ -93,33 +110,17 @@ async def enqueue(
         )
     )
     # Delivered at commit (and dropped on rollback): wakes the relay early.
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    await notify_relay(session)
     return event_id
 
 
-async def enqueue_many(
-    session: AsyncSession, table: Table, events: Sequence[tuple[str, str | None, bytes, uuid.UUID]]
-) -> None:
-    """Many events (topic, key, payload, event_id) in one statement and one NOTIFY.
-
-    For bulk changes such as an invoice claiming 10,000 entries: one INSERT of
-    one JSON document (payloads in hex) instead of 10,000 round trips; per-row
-    binds or executemany cost several times more per row than one json.dumps.
-    """
-    if not events:
-        return
-    carrier = trace_headers()
-    doc = json.dumps([[topic, key, payload.hex(), str(event_id)] for topic, key, payload, event_id in events])
-    name = table.name
-    await session.execute(
-        text(
-            f"INSERT INTO {name} (topic, key, payload, event_id, headers)"  # noqa: S608 - our table's name
-            " SELECT r->>0, r->>1, decode(r->>2, 'hex'), (r->>3)::uuid, CAST(:headers AS jsonb)"
-            " FROM jsonb_array_elements(CAST(:doc AS jsonb)) WITH ORDINALITY AS t(r, n) ORDER BY n"
-        ),
-        {"doc": doc, "headers": json.dumps(carrier)},
-    )
+async def notify_relay(session: AsyncSession) -> None:
+    """Wake the relay when the transaction commits (for rows inserted by a repository's own SQL)."""
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+class UnknownEncoder(RuntimeError):
+    """An outbox row names an encoder this relay was not given: a deployment bug, never skipped."""
 
 
 class OutboxRelay:
@@ -128,7 +129,9 @@ class OutboxRelay:
     Rows are locked with FOR UPDATE SKIP LOCKED, so several replicas can run;
     each row is marked only after Kafka acknowledged it (acks=all). A crash
     after the ack and before the mark republishes the row: consumers dedupe on
-    the event id, which is why every event carries one.
+    the event id, which is why every event carries one. Rows written as a JSON
+    body are encoded here by the named encoder; a row whose encoder is missing
+    stops the relay (retried, logged) rather than being skipped or reordered.
     """
 
     def __init__(
@@ -142,8 +145,10 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         retention: timedelta = timedelta(days=7),
         publish_timeout_s: float = 30.0,
+        encoders: Mapping[str, Encoder] | None = None,
     ) -> None:
         self.publish_timeout_s = publish_timeout_s
+        self.encoders = dict(encoders or {})
         self.sessions = sessions
         self.table = table
         self.producer = producer
@@ -192,7 +197,7 @@ class OutboxRelay:
         async with transaction(self.sessions) as session:
             rows = (
                 await session.execute(
-                    select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
+                    select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.encoder, t.c.body, t.c.headers)
                     .where(t.c.published_at.is_(None))
                     .order_by(t.c.id)
                     .limit(self.batch_size)
@@ -223,10 +228,22 @@ class OutboxRelay:
                 ):
                     key = row.key.encode() if row.key else None
                     futures.append(
-                        await self.producer.send(row.topic, row.payload, key=key, headers=inject_headers())
+                        await self.producer.send(
+                            row.topic, self.payload(row), key=key, headers=inject_headers()
+                        )
                     )
             # send() only enqueues; the acks (acks=all) arrive through these futures.
             await asyncio.gather(*futures)
+
+    def payload(self, row: Any) -> bytes:
+        """The bytes to publish for an outbox row: stored, or encoded now from its body."""
+        if row.payload is not None:
+            return bytes(row.payload)
+        try:
+            encode = self.encoders[row.encoder]
+        except KeyError:
+            raise UnknownEncoder(f"outbox row {row.id}: no encoder named {row.encoder!r}") from None
+        return encode(row.body)
 
     async def observe_backlog(self) -> None:
         """Set the backlog gauges: one query, over the partial index of unpublished rows."""
@@ -292,10 +309,12 @@ async def run_relay(
     *,
     topics: list[str],
     client_id: str,
+    encoders: Mapping[str, Encoder] | None = None,
 ) -> None:
     """A service's relay worker: make sure its topics exist, then publish until cancelled.
 
-    `settings` provides kafka_bootstrap_servers and database_url (for LISTEN).
+    `settings` provides kafka_bootstrap_servers and database_url (for LISTEN);
+    `encoders` are the service's encoders for rows written as JSON bodies.
     A fresh producer per attempt: one whose start failed (Kafka down) is not reusable;
     the runner's supervisor restarts this worker with backoff.
     """
@@ -306,7 +325,11 @@ async def run_relay(
     await producer.start()
     try:
         await OutboxRelay(
-            sessions=sessions, table=table, producer=producer, listen_dsn=settings.database_url
+            sessions=sessions,
+            table=table,
+            producer=producer,
+            listen_dsn=settings.database_url,
+            encoders=encoders,
         ).run()
     finally:
         await producer.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import grpc
 import psycopg
@@ -19,6 +19,9 @@ from timetracking.events.v1 import entries_pb2
 from timetracking.tracking.v1 import tracking_pb2 as tpb
 from timetracking.tracking.v1 import tracking_pb2_grpc
 from tracking.domain import ENTRY_FIELDS, Entry
+from tracking.events import ENTRY_EVENT_ENCODER, encode_entry_event, snapshot
+from tracking.repository import EntryEventSpec, Repositories
+from tt_common.db import create_engine, session_factory, transaction
 
 Stub = tracking_pb2_grpc.TrackingServiceStub
 
@@ -106,45 +109,131 @@ async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
     assert {e.entry_id for e in fresh.entries} == {inside.entry_id, later.entry_id}
 
 
-def stored_snapshot(db, entry_id: str) -> dict:
-    """The entry as the database holds it now, in the audit log's format (Entry.snapshot)."""
+def stored_entry(db, entry_id: str) -> Entry:
+    """The entry as the database holds it now."""
     cur = db.cursor(row_factory=psycopg.rows.dict_row)
     columns = psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, ENTRY_FIELDS))
     query = psycopg.sql.SQL("SELECT {} FROM time_entries WHERE entry_id = %s").format(columns)
     values = cur.execute(query, (entry_id,)).fetchone()
     assert values is not None
-    return Entry(**{**values, "tags": tuple(values["tags"])}).snapshot()
+    return Entry(**{**values, "tags": tuple(values["tags"])})
+
+
+def stored_snapshot(db, entry_id: str) -> dict:
+    """The entry as the database holds it now, in the audit log's format (Entry.snapshot)."""
+    return stored_entry(db, entry_id).snapshot()
+
+
+def same_snapshot(logged: dict, stored: dict) -> bool:
+    """Equal field by field; timestamps as instants (PostgreSQL writes 00.5, Python 00.500000)."""
+    times = ("start_time", "end_time", "created_at", "updated_at")
+    as_time = {k: datetime.fromisoformat(v) if k in times and v else v for k, v in logged.items()}
+    return as_time == {k: datetime.fromisoformat(v) if k in times and v else v for k, v in stored.items()}
+
+
+def outbox_events(db, entry_id: str) -> list[entries_pb2.EntryEvent]:
+    """The entry's events in outbox order, as the relay publishes them (encoded bodies included)."""
+    rows = db.execute(
+        "SELECT payload, encoder, body FROM outbox WHERE key = %s ORDER BY id", (entry_id,)
+    ).fetchall()
+    events = []
+    for payload, encoder, body in rows:
+        if payload is None:
+            assert encoder == ENTRY_EVENT_ENCODER
+            payload = encode_entry_event(body)
+        events.append(entries_pb2.EntryEvent.FromString(payload))
+    return events
 
 
 async def test_bulk_claim_and_release_audit_the_exact_stored_rows(tracking: Stub, world: World, db) -> None:
-    """The bulk path derives the new rows instead of reading them back: the audit must not tell."""
+    """Audit records and events are built by SQL from the rows it changed: they must match the rows."""
     entries = [await manual(tracking, world, hours_ago(10 - i), hours_ago(9.5 - i)) for i in range(3)]
     invoice_id = str(uuid.uuid4())
     created = {e.entry_id: stored_snapshot(db, e.entry_id) for e in entries}
 
     claimed = await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 11, 6))
     assert sorted(e.entry_id for e in entries) == [e.entry_id for e in claimed.entries]
-    after_claim = {e.entry_id: stored_snapshot(db, e.entry_id) for e in entries}
+    after_claim = {e.entry_id: stored_entry(db, e.entry_id) for e in entries}
     await tracking.ReleaseEntries(tpb.ReleaseEntriesRequest(invoice_id=invoice_id))
 
     for e in entries:
+        claimed_row = after_claim[e.entry_id]
         audit = await tracking.ListEntryAudit(tpb.ListEntryAuditRequest(entry_id=e.entry_id))
         records = {r.action: r for r in audit.records}
-        assert json.loads(records["claimed"].before_json) == created[e.entry_id]
-        assert json.loads(records["claimed"].after_json) == after_claim[e.entry_id]
-        assert after_claim[e.entry_id]["invoice_id"] == invoice_id
-        assert json.loads(records["released"].before_json) == after_claim[e.entry_id]
-        assert json.loads(records["released"].after_json) == stored_snapshot(db, e.entry_id)
-        # The claim's response and event carry the stored row too.
+        assert same_snapshot(json.loads(records["claimed"].before_json), created[e.entry_id])
+        assert same_snapshot(json.loads(records["claimed"].after_json), claimed_row.snapshot())
+        assert str(claimed_row.invoice_id) == invoice_id
+        assert same_snapshot(json.loads(records["released"].before_json), claimed_row.snapshot())
+        assert same_snapshot(json.loads(records["released"].after_json), stored_snapshot(db, e.entry_id))
+        # The claim's response and events carry the stored rows too, field for field.
         response = next(c for c in claimed.entries if c.entry_id == e.entry_id)
-        assert response.version == after_claim[e.entry_id]["version"] == created[e.entry_id]["version"] + 1
-        payloads = db.execute(
-            "SELECT payload FROM outbox WHERE key = %s ORDER BY id", (e.entry_id,)
-        ).fetchall()
-        event = entries_pb2.EntryEvent.FromString(payloads[1][0])
-        assert event.WhichOneof("kind") == "claimed"
-        assert event.claimed.entry.version == after_claim[e.entry_id]["version"]
-        assert (
-            event.claimed.entry.updated_at.ToDatetime(tzinfo=UTC).isoformat()
-            == (after_claim[e.entry_id]["updated_at"])
+        assert response.version == claimed_row.version == created[e.entry_id]["version"] + 1
+        assert (response.task_id, response.duration_seconds, response.hourly_rate, response.invoice_id) == (
+            str(claimed_row.task_id) if claimed_row.task_id else "",
+            claimed_row.duration_seconds,
+            format(claimed_row.hourly_rate, "f"),
+            invoice_id,
         )
+        created_event, claimed_event, released_event = outbox_events(db, e.entry_id)
+        assert claimed_event.WhichOneof("kind") == "claimed"
+        assert claimed_event.claimed.entry == snapshot(claimed_row)
+        assert released_event.WhichOneof("kind") == "released"
+        assert released_event.released.invoice_id == invoice_id
+        assert released_event.released.entry == snapshot(stored_entry(db, e.entry_id))
+        assert len({created_event.event_id, claimed_event.event_id, released_event.event_id}) == 3
+
+
+async def test_a_claim_writes_one_audit_record_and_one_event_per_entry_or_nothing(
+    tracking: Stub, world: World, db, session_databases
+) -> None:
+    """The rows, their audit records and their events commit together: a rollback leaves none of them."""
+    entries = [
+        await manual(tracking, world, hours_ago(20 - 0.5 * i), hours_ago(19.8 - 0.5 * i)) for i in range(30)
+    ]
+    ids = [e.entry_id for e in entries]
+    spec = EntryEventSpec(topic="entries-test", encoder=ENTRY_EVENT_ENCODER)
+    start, end = hours_ago(21), hours_ago(0)
+
+    def written(invoice_id: uuid.UUID) -> tuple[int, int, int]:
+        return (
+            count_rows(db, "SELECT count(*) FROM time_entries WHERE invoice_id = %s", invoice_id),
+            count_rows(
+                db,
+                "SELECT count(*) FROM entry_audit WHERE action = 'claimed' AND entry_id = ANY(%s::uuid[])",
+                ids,
+            ),
+            count_rows(db, "SELECT count(*) FROM outbox WHERE key = ANY(%s) AND body IS NOT NULL", ids),
+        )
+
+    engine = create_engine(session_databases["tracking"])
+    sessions = session_factory(engine)
+    try:
+        rolled_back = uuid.uuid4()
+        with pytest.raises(RuntimeError, match="invoicing gave up"):
+            async with transaction(sessions) as session:
+                claimed = await Repositories.on(session).claims.claim_entries(
+                    rolled_back,
+                    uuid.UUID(world.project_id),
+                    start,
+                    end,
+                    actor=None,
+                    now=hours_ago(0),
+                    events=spec,
+                )
+                assert len(claimed) == 30
+                raise RuntimeError("invoicing gave up")
+        assert written(rolled_back) == (0, 0, 0)
+
+        invoice_id = uuid.uuid4()
+        async with transaction(sessions) as session:
+            claimed = await Repositories.on(session).claims.claim_entries(
+                invoice_id, uuid.UUID(world.project_id), start, end, actor=None, now=hours_ago(0), events=spec
+            )
+        assert [c.entry_id for c in claimed] == sorted(ids)
+        assert written(invoice_id) == (30, 30, 30)
+    finally:
+        await engine.dispose()
+    for entry_id in ids:
+        (event,) = [e for e in outbox_events(db, entry_id) if e.WhichOneof("kind") == "claimed"]
+        assert event.claimed.entry == snapshot(stored_entry(db, entry_id))
+        assert event.actor_user_id == ""

@@ -15,17 +15,12 @@ from datetime import datetime
 
 from tt_common.errors import FailedPrecondition
 
-from .domain import Entry
-from .events import EntryEvents
-from .repository import Repositories
-
-# A claim of 100k entries runs longer than the default per-statement timeout.
-CLAIM_STATEMENT_TIMEOUT_S = 300
+from .repository import ClaimedRow, EntryEventSpec, Repositories
 
 
 async def claim_uninvoiced_entries(
     repos: Repositories,
-    events: EntryEvents,
+    events: EntryEventSpec,
     *,
     invoice_id: uuid.UUID,
     project_id: uuid.UUID,
@@ -33,8 +28,13 @@ async def claim_uninvoiced_entries(
     end: datetime,
     actor: uuid.UUID | None,
     now: datetime,
-) -> tuple[list[Entry], bool]:
-    """The invoice's entries, and whether this was a replay of an earlier claim."""
+) -> tuple[list[ClaimedRow], bool]:
+    """The invoice's entries, and whether this was a replay of an earlier claim.
+
+    The claimed rows, their audit records and their events are written by one
+    statement (`ClaimRepository.claim_entries`): a claim of 100k entries moves
+    no entry through Python but the lean answer.
+    """
     if not await repos.claims.register(invoice_id, project_id, start, end):
         previous = await repos.claims.get(invoice_id)
         assert previous is not None
@@ -48,27 +48,21 @@ async def claim_uninvoiced_entries(
                 f"invoice_id: invoice {invoice_id} already claimed entries of another project or period",
                 error_code="claim_mismatch",
             )
-        return await repos.entries.lock_invoice_entries(invoice_id), True
-
-    await repos.entries.allow_long_statements(CLAIM_STATEMENT_TIMEOUT_S)
-    claimable = await repos.entries.lock_claimable(project_id, start, end)
-    await repos.entries.set_invoice([e.entry_id for e in claimable], invoice_id, now)
-    claimed = [e.with_invoice(invoice_id, now) for e in claimable]
-    pairs = zip(claimable, claimed, strict=True)
-    await repos.audit.record_many([(e.entry_id, actor, "claimed", b, e) for b, e in pairs])
-    await events.claimed(claimed, actor, now)
+        return await repos.claims.claimed_entries(invoice_id), True
+    claimed = await repos.claims.claim_entries(
+        invoice_id, project_id, start, end, actor=actor, now=now, events=events
+    )
     return claimed, False
 
 
 async def release_entries(
-    repos: Repositories, events: EntryEvents, *, invoice_id: uuid.UUID, actor: uuid.UUID | None, now: datetime
-) -> list[Entry]:
+    repos: Repositories,
+    events: EntryEventSpec,
+    *,
+    invoice_id: uuid.UUID,
+    actor: uuid.UUID | None,
+    now: datetime,
+) -> list[ClaimedRow]:
     """Free a voided draft's entries; a repeated release frees nothing more."""
     await repos.claims.mark_released(invoice_id, now)
-    held = await repos.entries.lock_invoice_entries(invoice_id)
-    await repos.entries.set_invoice([e.entry_id for e in held], None, now)
-    released = [e.with_invoice(None, now) for e in held]
-    pairs = zip(held, released, strict=True)
-    await repos.audit.record_many([(e.entry_id, actor, "released", b, e) for b, e in pairs])
-    await events.released(released, invoice_id, actor, now)
-    return released
+    return await repos.claims.release_entries(invoice_id, actor=actor, now=now, events=events)

@@ -68,11 +68,6 @@ class Entry:
     def with_changes(self, **changes: Any) -> Entry:
         return replace(self, **changes)
 
-    def with_invoice(self, invoice_id: uuid.UUID | None, now: datetime) -> Entry:
-        """The entry as `set_invoice` leaves it (the row's time zone kept, as the database returns it)."""
-        at = now.astimezone(self.updated_at.tzinfo)
-        return replace(self, invoice_id=invoice_id, version=self.version + 1, updated_at=at)
-
     def snapshot(self) -> dict[str, Any]:
         """A JSON-safe picture of the entry, as the audit log stores it."""
 

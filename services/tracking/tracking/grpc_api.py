@@ -233,7 +233,7 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
             repos = Repositories.on(session)
             claimed, replayed = await claims.claim_uninvoiced_entries(
                 repos,
-                self._events(repos),
+                self._events(repos).bulk,
                 invoice_id=invoice_id,
                 project_id=project_id,
                 start=start,
@@ -241,9 +241,7 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
                 actor=actor,
                 now=self.clock(),
             )
-        return tracking_pb2.ClaimUninvoicedEntriesResponse(
-            entries=[wire.claimed_message(e) for e in claimed], replayed=replayed
-        )
+        return wire.claim_response(claimed, invoice_id, replayed)
 
     async def ReleaseEntries(
         self, request: tracking_pb2.ReleaseEntriesRequest, context: grpc.aio.ServicerContext
@@ -253,6 +251,6 @@ class TrackingApi(tracking_pb2_grpc.TrackingServiceServicer):
         async with transaction(self.sessions) as session:
             repos = Repositories.on(session)
             released = await claims.release_entries(
-                repos, self._events(repos), invoice_id=invoice_id, actor=actor, now=self.clock()
+                repos, self._events(repos).bulk, invoice_id=invoice_id, actor=actor, now=self.clock()
             )
-        return tracking_pb2.ReleaseEntriesResponse(entry_ids=[str(e.entry_id) for e in released])
+        return tracking_pb2.ReleaseEntriesResponse(entry_ids=[e.entry_id for e in released])

@@ -16,7 +16,7 @@ from tt_common.redis import make_redis
 
 from .config import TrackingSettings
 from .directory import ProjectsDirectory
-from .events import EntryEvents
+from .events import ENTRY_EVENT_ENCODER, EntryEvents, encode_entry_event
 from .grpc_api import TrackingApi, utc_now
 from .models import outbox
 from .repository import Repositories
@@ -77,6 +77,7 @@ async def serve(settings: TrackingSettings) -> None:
             outbox,
             topics=[settings.topic_entries, settings.topic_system],
             client_id="tracking-outbox",
+            encoders={ENTRY_EVENT_ENCODER: encode_entry_event},
         ),
     )
 

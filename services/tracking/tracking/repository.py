@@ -10,22 +10,19 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, any_, bindparam, delete, func, literal, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, insert
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Table, delete, func, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import TIMESTAMP, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from tt_common.db import violated_constraint
 from tt_common.errors import AlreadyExists, InvalidArgument
-from tt_common.outbox import enqueue, enqueue_many
+from tt_common.outbox import enqueue, notify_relay, trace_headers
 
 from .domain import ENTRY_FIELDS, Entry, EntryOverlaps
 from .models import EntryAudit, InvoiceClaim, TimeEntry, outbox
@@ -35,6 +32,8 @@ audit = cast(Table, EntryAudit.__table__)
 claims = cast(Table, InvoiceClaim.__table__)
 ENTRY_COLUMNS = [entries.c[f] for f in ENTRY_FIELDS]
 INFINITY = literal("infinity", TIMESTAMP(timezone=True))
+# A claim of 100k entries runs longer than the default per-statement timeout.
+CLAIM_STATEMENT_TIMEOUT_S = 300
 
 
 def _entry_range(start: Any, end: Any) -> Any:
@@ -216,65 +215,6 @@ class EntryRepository:
         )
         return [Entry.from_row(r) for r in (await self.session.execute(stmt)).all()]
 
-    # --- invoicing ------------------------------------------------------------------
-
-    async def allow_long_statements(self, seconds: int) -> None:
-        """Lift the per-statement timeout for this transaction only (claims of 100k entries)."""
-        await self.session.execute(text(f"SET LOCAL statement_timeout = '{int(seconds)}s'"))
-
-    async def lock_claimable(self, project_id: uuid.UUID, start: datetime, end: datetime) -> list[Entry]:
-        """Uninvoiced, billable, stopped entries of the project starting in [start, end), locked.
-
-        Locked in entry_id order, so two overlapping claims never deadlock; a
-        claim that waited for a row re-checks `invoice_id IS NULL` on the
-        committed row (READ COMMITTED re-evaluation) and skips what the other took.
-        """
-        c = entries.c
-        stmt = (
-            select(*ENTRY_COLUMNS)
-            .where(
-                c.project_id == project_id,
-                c.start_time >= start,
-                c.start_time < end,
-                c.invoice_id.is_(None),
-                c.is_billable.is_(True),
-                c.end_time.is_not(None),
-            )
-            .order_by(c.entry_id)
-            .with_for_update()
-        )
-        return [Entry.from_row(r) for r in (await self.session.execute(stmt)).all()]
-
-    async def lock_invoice_entries(self, invoice_id: uuid.UUID) -> list[Entry]:
-        stmt = (
-            select(*ENTRY_COLUMNS)
-            .where(entries.c.invoice_id == invoice_id)
-            .order_by(entries.c.entry_id)
-            .with_for_update()
-        )
-        return [Entry.from_row(r) for r in (await self.session.execute(stmt)).all()]
-
-    async def set_invoice(
-        self, entry_ids: Sequence[uuid.UUID], invoice_id: uuid.UUID | None, now: datetime
-    ) -> None:
-        """Set (or clear) the invoice of entries the caller has locked; each gets version + 1.
-
-        Nothing is returned: the caller holds the locked rows and derives the
-        new ones (`Entry.with_invoice`), which spares reading 100k rows back.
-        """
-        if not entry_ids:
-            return
-        # One array parameter, not one bind per id: a claim may hold 100k entries.
-        ids = bindparam("ids", value=list(entry_ids), type_=ARRAY(PG_UUID(as_uuid=True)))
-        stmt = (
-            update(entries)
-            .where(entries.c.entry_id == any_(ids))
-            .values(invoice_id=invoice_id, version=entries.c.version + 1, updated_at=now)
-        )
-        updated = cast(CursorResult[Any], await self.session.execute(stmt)).rowcount
-        if updated != len(entry_ids):
-            raise RuntimeError(f"set_invoice updated {updated} of {len(entry_ids)} locked entries")
-
 
 @dataclass(frozen=True)
 class AuditRecord:
@@ -310,39 +250,97 @@ class AuditRepository:
             )
         )
 
-    async def record_many(
-        self, records: Sequence[tuple[uuid.UUID, uuid.UUID | None, str, Entry | None, Entry | None]]
-    ) -> None:
-        if not records:
-            return
-        # One statement and one JSON document (a claim audits 100k entries): per-row binds,
-        # executemany and array parameters all cost far more per row than one json.dumps.
-        doc = json.dumps(
-            [
-                [
-                    str(entry_id),
-                    str(actor) if actor else None,
-                    action,
-                    b.snapshot() if b else None,
-                    a.snapshot() if a else None,
-                ]
-                for entry_id, actor, action, b, a in records
-            ]
-        )
-        await self.session.execute(
-            text(
-                "INSERT INTO entry_audit (entry_id, actor_user_id, action, before, after)"
-                " SELECT (r->>0)::uuid, (r->>1)::uuid, r->>2, NULLIF(r->3, 'null'), NULLIF(r->4, 'null')"
-                " FROM jsonb_array_elements(CAST(:doc AS jsonb)) WITH ORDINALITY AS t(r, n) ORDER BY n"
-            ),
-            {"doc": doc},
-        )
-
     async def page(self, entry_id: uuid.UUID, *, after_id: int | None, limit: int) -> list[AuditRecord]:
         stmt = select(audit).where(audit.c.entry_id == entry_id).order_by(audit.c.audit_id).limit(limit)
         if after_id is not None:
             stmt = stmt.where(audit.c.audit_id > after_id)
         return [AuditRecord(**r._mapping) for r in (await self.session.execute(stmt)).all()]
+
+
+class ClaimedRow(NamedTuple):
+    """What invoicing needs of a claimed entry (ids as text, the rate as its exact decimal text)."""
+
+    entry_id: str
+    task_id: str | None
+    duration_seconds: int
+    hourly_rate: str
+    currency: str
+    version: int
+
+
+def _snapshot_sql(alias: str) -> str:
+    """`Entry.snapshot()` built by PostgreSQL from a row: the same keys and JSON types.
+
+    The rate is its exact decimal text (as `format(rate, "f")`); timestamps are
+    ISO 8601 (the claim sets the transaction's TimeZone to UTC).
+    """
+    special = {"hourly_rate": f"{alias}.hourly_rate::text"}
+    pairs = ", ".join(f"'{f}', {special.get(f, f'{alias}.{f}')}" for f in ENTRY_FIELDS)
+    return f"jsonb_build_object({pairs})"
+
+
+_ENTRY_COLUMNS_SQL = ", ".join(ENTRY_FIELDS)
+_CLAIMED_ROW_SQL = "entry_id::text, task_id::text, duration_seconds, hourly_rate::text, currency, version"
+
+# One statement moves entries onto (or off) an invoice and writes, for every
+# moved row, its audit record (before and after) and its outbox event, all
+# built by PostgreSQL from the locked and the updated row: no row travels to
+# Python except the lean answer. Rows are locked in entry_id order (FOR UPDATE
+# in the first CTE), so overlapping claims never deadlock; a claim that waited
+# for a row re-checks its WHERE on the committed row (READ COMMITTED) and skips
+# what the other claim took. The event body is encoded into the protobuf
+# EntryEvent by the outbox relay (`encoder`).
+_MOVE_ENTRIES_SQL = f"""
+WITH locked AS (
+    SELECT {_ENTRY_COLUMNS_SQL} FROM {entries.name}
+    WHERE {{where}}
+    ORDER BY entry_id
+    FOR UPDATE
+), moved AS (
+    -- RETURNING sees the FROM row too: the locked row is the "before", t the "after".
+    UPDATE {entries.name} AS t
+    SET invoice_id = CAST(:new_invoice_id AS uuid), version = t.version + 1, updated_at = :now
+    FROM locked
+    WHERE t.entry_id = locked.entry_id
+    RETURNING t.entry_id, t.task_id, t.duration_seconds, t.hourly_rate, t.currency, t.version,
+              gen_random_uuid() AS event_id,
+              {_snapshot_sql("locked")} AS before, {_snapshot_sql("t")} AS after
+), audited AS (
+    INSERT INTO {audit.name} (entry_id, actor_user_id, action, before, after)
+    SELECT entry_id, CAST(:actor AS uuid), CAST(:action AS text), before, after FROM moved ORDER BY entry_id
+), published AS (
+    INSERT INTO {outbox.name} (event_id, topic, key, encoder, body, headers)
+    SELECT event_id, CAST(:topic AS text), entry_id::text, CAST(:encoder AS text),
+           jsonb_build_object(
+               'event_id', event_id,
+               'occurred_at', CAST(:occurred_at AS text),
+               'actor_user_id', CAST(:actor AS uuid),
+               'kind', CAST(:action AS text),
+               'invoice_id', CAST(:event_invoice_id AS uuid),
+               'entry', after
+           ),
+           CAST(:headers AS jsonb)
+    FROM moved ORDER BY entry_id
+)
+SELECT {_CLAIMED_ROW_SQL} FROM moved ORDER BY entry_id
+"""  # noqa: S608 - table and column names are ours
+
+_CLAIMABLE = (
+    "project_id = CAST(:project_id AS uuid) AND start_time >= :start AND start_time < :end"
+    " AND invoice_id IS NULL AND is_billable AND end_time IS NOT NULL"
+)
+_ON_INVOICE = "invoice_id = CAST(:invoice_id AS uuid)"
+_INVOICE_ENTRIES_SQL = (
+    f"SELECT {_CLAIMED_ROW_SQL} FROM {entries.name} WHERE {_ON_INVOICE} ORDER BY entry_id FOR UPDATE"  # noqa: S608
+)
+
+
+@dataclass(frozen=True)
+class EntryEventSpec:
+    """Where and how the moved entries' events go: the relay encodes `encoder` bodies."""
+
+    topic: str
+    encoder: str
 
 
 @dataclass(frozen=True)
@@ -387,6 +385,89 @@ class ClaimRepository:
         row = (await self.session.execute(stmt)).first()
         return ClaimRecord(**row._mapping) if row else None
 
+    async def claim_entries(
+        self,
+        invoice_id: uuid.UUID,
+        project_id: uuid.UUID,
+        start: datetime,
+        end: datetime,
+        *,
+        actor: uuid.UUID | None,
+        now: datetime,
+        events: EntryEventSpec,
+    ) -> list[ClaimedRow]:
+        """Put the project's uninvoiced, billable, stopped entries starting in [start, end) on the invoice.
+
+        Each claimed entry gets version + 1, a "claimed" audit record and a
+        "claimed" event, in this statement (the caller's transaction).
+        """
+        return await self._move(
+            _CLAIMABLE,
+            {"project_id": project_id, "start": start, "end": end},
+            new_invoice_id=invoice_id,
+            action="claimed",
+            event_invoice_id=None,
+            actor=actor,
+            now=now,
+            events=events,
+        )
+
+    async def release_entries(
+        self, invoice_id: uuid.UUID, *, actor: uuid.UUID | None, now: datetime, events: EntryEventSpec
+    ) -> list[ClaimedRow]:
+        """Take the invoice's entries off it: version + 1, a "released" audit record and event each."""
+        return await self._move(
+            _ON_INVOICE,
+            {"invoice_id": invoice_id},
+            new_invoice_id=None,
+            action="released",
+            event_invoice_id=invoice_id,
+            actor=actor,
+            now=now,
+            events=events,
+        )
+
+    async def claimed_entries(self, invoice_id: uuid.UUID) -> list[ClaimedRow]:
+        """The entries an invoice holds (a replayed claim's answer), locked like a claim locks them."""
+        rows = await self.session.execute(text(_INVOICE_ENTRIES_SQL), {"invoice_id": invoice_id})
+        return [ClaimedRow(*r) for r in rows.all()]
+
+    async def _move(
+        self,
+        where: str,
+        params: dict[str, Any],
+        *,
+        new_invoice_id: uuid.UUID | None,
+        action: str,
+        event_invoice_id: uuid.UUID | None,
+        actor: uuid.UUID | None,
+        now: datetime,
+        events: EntryEventSpec,
+    ) -> list[ClaimedRow]:
+        # The snapshots' timestamps in UTC, whatever the server's default; and a claim of
+        # 100k entries runs longer than the default per-statement timeout.
+        await self.session.execute(text("SET LOCAL TimeZone = 'UTC'"))
+        await self.session.execute(text(f"SET LOCAL statement_timeout = '{CLAIM_STATEMENT_TIMEOUT_S}s'"))
+        rows = await self.session.execute(
+            text(_MOVE_ENTRIES_SQL.format(where=where)),
+            {
+                **params,
+                "new_invoice_id": new_invoice_id,
+                "now": now,
+                "actor": actor,
+                "action": action,
+                "event_invoice_id": event_invoice_id,
+                "occurred_at": now.isoformat(),
+                "topic": events.topic,
+                "encoder": events.encoder,
+                "headers": json.dumps(trace_headers()),
+            },
+        )
+        moved = [ClaimedRow(*r) for r in rows.all()]
+        if moved:
+            await notify_relay(self.session)
+        return moved
+
     async def mark_released(self, invoice_id: uuid.UUID, now: datetime) -> None:
         """Remember the release, even for an invoice that never claimed: a late claim is then refused."""
         stmt = insert(claims).values(invoice_id=invoice_id, released_at=now)
@@ -403,9 +484,6 @@ class OutboxRepository:
 
     async def add_event(self, *, topic: str, key: str, payload: bytes, event_id: uuid.UUID) -> None:
         await enqueue(self.session, outbox, topic=topic, key=key, payload=payload, event_id=event_id)
-
-    async def add_events(self, rows: Sequence[tuple[str, str | None, bytes, uuid.UUID]]) -> None:
-        await enqueue_many(self.session, outbox, rows)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from tt_common.validation import bounded_text, parse_optional_uuid, parse_uuid
 
 from .domain import MAX_DESCRIPTION_LENGTH, Entry, EntryChanges, check_span, check_start, normalize_tags
 from .entries import ManualEntry
-from .repository import AuditRecord, EntryFilter
+from .repository import AuditRecord, ClaimedRow, EntryFilter
 from .timers import StartTimer
 
 
@@ -170,16 +170,24 @@ def entry_message(entry: Entry) -> tracking_pb2.TimeEntry:
     )
 
 
-def claimed_message(entry: Entry) -> tracking_pb2.ClaimedEntry:
-    return tracking_pb2.ClaimedEntry(
-        entry_id=str(entry.entry_id),
-        task_id=str(entry.task_id) if entry.task_id else "",
-        duration_seconds=entry.duration_seconds or 0,
-        hourly_rate=format_decimal(entry.hourly_rate),
-        currency=entry.currency,
-        invoice_id=str(entry.invoice_id) if entry.invoice_id else "",
-        version=entry.version,
-    )
+def claim_response(
+    rows: list[ClaimedRow], invoice_id: uuid.UUID, replayed: bool
+) -> tracking_pb2.ClaimUninvoicedEntriesResponse:
+    """The lean answer: each entry added in place (a claim may hold 100k)."""
+    out = tracking_pb2.ClaimUninvoicedEntriesResponse(replayed=replayed)
+    add = out.entries.add
+    invoice = str(invoice_id)
+    for row in rows:
+        add(
+            entry_id=row.entry_id,
+            task_id=row.task_id or "",
+            duration_seconds=row.duration_seconds or 0,
+            hourly_rate=row.hourly_rate,
+            currency=row.currency,
+            invoice_id=invoice,
+            version=row.version,
+        )
+    return out
 
 
 def audit_message(record: AuditRecord) -> tracking_pb2.AuditRecord:

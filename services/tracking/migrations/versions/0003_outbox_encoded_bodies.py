@@ -1,0 +1,22 @@
+"""outbox rows may carry a JSON body that the relay encodes
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+from tt_common.migrations import add_outbox_encoded_bodies, drop_outbox_encoded_bodies
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    add_outbox_encoded_bodies()
+
+
+def downgrade() -> None:
+    drop_outbox_encoded_bodies()
