@@ -1,4 +1,4 @@
-"""What the reporting benchmarks share: a stack to run against, events, percentiles, results.
+"""What the reporting benchmarks share: a stack to run against, and the events they write.
 
 Own stack (the default): the local runner's test profile infrastructure (move
 it with TT_TEST_PORT_OFFSET / TT_TEST_STATE_DIR), a fresh reporting database
@@ -7,12 +7,12 @@ process (nothing else is needed: the benchmarks write events straight to its
 topics). Everything it started is stopped again, the database dropped.
 
 `--existing dev|test`: a stack already running (`make up`), its default topics
-and its reporting database.
+and its reporting database. bench/run_all.py passes its whole own stack instead
+(`target_for`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import percentile  # noqa: E402 - re-exported to the reporting benchmarks
+from benchkit import OwnStack  # noqa: E402
 
 from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
@@ -36,7 +36,6 @@ from ttlocal import proc  # noqa: E402
 from ttlocal.config import StackConfig  # noqa: E402
 from ttlocal.python_env import venv_python  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 PROCESS = "reporting-bench"
 
 
@@ -68,6 +67,17 @@ def target(existing: str | None, cleanup: ExitStack) -> Target:
             os.environ.get("REPORTING_TOPIC_DIRECTORY", "timetracking.directory.v1"),
         )
     return _own_stack(cfg, cleanup)
+
+
+def target_for(own: OwnStack) -> Target:
+    """The reporting service of a full stack started by benchkit.start_own_stack."""
+    return Target(
+        own.cfg.kafka_bootstrap,
+        own.cfg.grpc_target("reporting"),
+        own.psycopg_url("reporting"),
+        own.topics["entries"],
+        own.topics["directory"],
+    )
 
 
 def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
@@ -179,23 +189,3 @@ def stopped_event(
     event = entries_pb2.EntryEvent(event_id=str(uuid.uuid4()), stopped=entries_pb2.EntryStopped(entry=snap))
     event.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
     return entry_id, event.SerializeToString()
-
-
-# --- numbers ----------------------------------------------------------------------------
-
-
-def summary_ms(values_s: list[float]) -> dict[str, float]:
-    return {
-        "count": len(values_s),
-        "p50_ms": round(percentile(values_s, 50) * 1000, 1),
-        "p90_ms": round(percentile(values_s, 90) * 1000, 1),
-        "p99_ms": round(percentile(values_s, 99) * 1000, 1),
-        "max_ms": round(max(values_s) * 1000, 1) if values_s else float("nan"),
-    }
-
-
-def write_result(name: str, result: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return path.relative_to(ROOT)
