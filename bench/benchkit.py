@@ -157,6 +157,8 @@ def fmt_number(v: float | None) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     a = abs(v)
+    if float(v).is_integer():
+        return f"{int(v):,}"
     if a >= 1000:
         return f"{v:,.0f}"
     if a >= 100:
@@ -206,7 +208,7 @@ def render_report(result: Mapping[str, Any]) -> str:
     metrics = [Metric.from_dict(d) for d in result["metrics"]]
     with_target = [m for m in metrics if m.target is not None]
     met = sum(1 for m in with_target if m.met)
-    load = machine.get("loadavg_start"), machine.get("loadavg_end")
+    load = machine.get("loadavg_before"), machine.get("loadavg_end")
     lines = [
         "# Benchmarks",
         "",
@@ -223,8 +225,9 @@ def render_report(result: Mapping[str, Any]) -> str:
         f"- **Machine**: {machine['cpu_model']}, {machine['cpus']} CPUs, {machine['ram_gib']} GiB RAM, "
         f"Linux {machine['kernel']}, Python {machine['python']}, "
         f"PostgreSQL {machine.get('postgresql') or '?'}, Kafka {machine.get('kafka') or '?'}",
-        f"- **Load average** (1 min) at start / end: {fmt_number(load[0])} / {fmt_number(load[1])} "
-        "— anything above ~0.5 means other work shared the cores and distorted these numbers",
+        f"- **Load average** (1 min) before the run: {fmt_number(load[0])}, "
+        f"at its end: {fmt_number(load[1])} (the end includes the run's own load). "
+        "Above ~0.5 before the run means other work shared the cores and distorted these numbers",
         f"- **Targets met**: {met} of {len(with_target)}",
         "",
         "Reproduce (the load generator runs on the same cores as the services):",

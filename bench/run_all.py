@@ -106,6 +106,10 @@ NOTES = [
 ]
 
 
+def _users(n: int | str) -> str:
+    return f"{n} user" if str(n) == "1" else f"{n} users"
+
+
 def _p(stats: dict, q: str) -> float | None:
     return stats.get(f"{q}_ms") if stats else None
 
@@ -163,7 +167,7 @@ def metrics_from(results: dict[str, Any], plan: Plan) -> list[Metric]:
         rows.append(
             Metric(
                 f"tracking.timers.c{c}.cycles_per_s",
-                f"StartTimer+StopTimer over gRPC, {c} users",
+                f"StartTimer+StopTimer over gRPC, {_users(c)}",
                 timers["cycles_per_s"],
                 "cycles/s",
                 "higher",
@@ -175,7 +179,7 @@ def metrics_from(results: dict[str, Any], plan: Plan) -> list[Metric]:
         rows.append(
             Metric(
                 f"tracking.timers.c{c}.cycle_p99",
-                f"Start+stop cycle p99 over gRPC, {c} users",
+                f"Start+stop cycle p99 over gRPC, {_users(c)}",
                 _p(timers.get("cycle", {}), "p99"),
                 "ms",
                 "lower",
@@ -187,7 +191,7 @@ def metrics_from(results: dict[str, Any], plan: Plan) -> list[Metric]:
             rows.append(
                 Metric(
                     f"tracking.timers.c{c}.{call}_p99",
-                    f"{'StartTimer' if call == 'start_timer' else 'StopTimer'} p99 over gRPC, {c} users",
+                    f"{'StartTimer' if call == 'start_timer' else 'StopTimer'} p99 over gRPC, {_users(c)}",
                     _p(timers[call], "p99"),
                     "ms",
                     "lower",
@@ -239,7 +243,7 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
         rows.append(
             Metric(
                 f"gateway.timer.c{c}.cycles_per_s",
-                f"Gateway timer start+stop, {c} users",
+                f"Gateway timer start+stop, {_users(c)}",
                 t["cycles_per_s"],
                 "cycles/s",
                 "higher",
@@ -253,7 +257,7 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
                 rows.append(
                     Metric(
                         f"gateway.timer.c{c}.{call}_{q}",
-                        f"Gateway {label} {q}, {c} users",
+                        f"Gateway {label} {q}, {_users(c)}",
                         _p(t.get(call, {}), q),
                         "ms",
                         "lower",
@@ -264,7 +268,7 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
         rows.append(
             Metric(
                 f"gateway.entries.c{c}.requests_per_s",
-                f"Gateway entry creation, {c} users",
+                f"Gateway entry creation, {_users(c)}",
                 e["requests_per_s"],
                 "req/s",
                 "higher",
@@ -276,7 +280,7 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
             rows.append(
                 Metric(
                     f"gateway.entries.c{c}.{q}",
-                    f"Gateway POST /v1/time-entries {q}, {c} users",
+                    f"Gateway POST /v1/time-entries {q}, {_users(c)}",
                     _p(e["entry_create"], q),
                     "ms",
                     "lower",
@@ -328,6 +332,7 @@ def _step(results: dict, failures: dict, name: str, fn: Callable[[], Any]) -> No
 
 def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
     """Every benchmark on one own stack; returns (results, failures, machine)."""
+    load_before = os.getloadavg()[0]
     cfg = StackConfig.load("test")
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
@@ -395,7 +400,8 @@ def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
         _step(results, failures, "tracking_timers", timers)
         _step(results, failures, "gateway_load", gateway)
         _step(results, failures, "invoicing", invoices)
-        machine["loadavg_start"] = machine.pop("loadavg")
+        machine["loadavg_before"] = load_before
+        machine.pop("loadavg")
         machine["loadavg_end"] = os.getloadavg()[0]
     return results, failures, machine
 
@@ -420,18 +426,14 @@ def main() -> int:
     plan = QUICK if args.quick else FULL
     started, began = datetime.now(UTC), time.monotonic()
     results, failures, machine = run_suite(plan)
-    offset = os.environ.get("TT_TEST_PORT_OFFSET")
-    command = (
-        (f"TT_TEST_PORT_OFFSET={offset} " if offset else "") + "make bench" + ("-quick" if args.quick else "")
-    )
+    make = "make bench-quick" if args.quick else "make bench"
+    script = shlex.join([".venv/bin/python", "bench/run_all.py", *sys.argv[1:]])
     combined = {
         "mode": "quick smoke (short phases; not for publishing)" if args.quick else "full",
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(time.monotonic() - began, 1),
-        "command": f"{command}    # = .venv/bin/python bench/run_all.py"
-        + (" --quick" if args.quick else "")
-        + (f"  (this run: {shlex.join(sys.argv)})" if sys.argv[1:] else ""),
+        "command": f"{make}    # this run: {script}",
         "plan": asdict(plan),
         "machine": machine,
         "metrics": [m.as_dict() for m in metrics_from(results, plan)],

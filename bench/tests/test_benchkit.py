@@ -70,6 +70,8 @@ def test_target_met_checks_the_bound_itself() -> None:
 def test_format_numbers() -> None:
     assert fmt_number(12345.6) == "12,346"
     assert fmt_number(123.4) == "123"
+    assert fmt_number(0) == "0"
+    assert fmt_number(50.0) == "50"
     assert fmt_number(12.34) == "12.3"
     assert fmt_number(1.234) == "1.23"
     assert fmt_number(0.01234) == "0.012"
@@ -89,7 +91,7 @@ def test_table_rows_carry_value_ceiling_ratio_target_and_verdict() -> None:
         "| Timer cycles | 400 cycles/s | 2,000 cycles/s (pgbench) | x5.00 "
         "| >= 500 cycles/s (issue 4) | **no** |"
     )
-    assert table[3] == "| Lag p99 | 120 ms | 40.0 ms (raw aiokafka) | x3.00 | < 1,000 ms (issue 5) | yes |"
+    assert table[3] == "| Lag p99 | 120 ms | 40 ms (raw aiokafka) | x3.00 | < 1,000 ms (issue 5) | yes |"
     assert table[4] == "| Memory \\| peak | 700 MiB | - | - | - | - |"  # a pipe must not break the row
     assert len(table) == 5
 
@@ -121,7 +123,7 @@ def test_metric_round_trips_through_json_and_the_report_counts_targets() -> None
                 "kafka": "4.1.1",
                 "git_commit": "abc123",
                 "git_dirty": False,
-                "loadavg_start": 0.2,
+                "loadavg_before": 0.2,
                 "loadavg_end": 1.5,
             },
             "metrics": dicts,
@@ -133,5 +135,6 @@ def test_metric_round_trips_through_json_and_the_report_counts_targets() -> None
     assert "`abc123`" in report and "uncommitted" not in report
     assert "Test CPU, 2 CPUs, 24.0 GiB RAM" in report
     assert "make bench" in report
-    assert "| PDF 50 pages | 12.5 s | 2.50 s (minimal PDF) | x5.00 | < 10.0 s (issue 6) | **no** |" in report
+    assert "before the run: 0.200, at its end: 1.50" in report
+    assert "| PDF 50 pages | 12.5 s | 2.50 s (minimal PDF) | x5.00 | < 10 s (issue 6) | **no** |" in report
     assert "- **pgbench**: the same SQL" in report
