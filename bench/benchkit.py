@@ -304,6 +304,48 @@ def machine_info(postgres_url: str | None = None, cfg: StackConfig | None = None
     return info
 
 
+# --- processes ---------------------------------------------------------------------------
+
+
+def service_pids(cfg: StackConfig, names: Iterable[str] = SERVICES) -> dict[str, int]:
+    """The pids of the stack's processes, from their pid files (missing ones left out)."""
+    pids = {}
+    for name in names:
+        pid = proc.read_pid(cfg.pid_file(name))
+        if pid:
+            pids[name] = pid
+    return pids
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time the processes have used so far (/proc/<pid>/stat)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_between(pids: Sequence[int], start: float, end: float) -> float:
+    """CPU seconds the processes use between two time.perf_counter() instants (waits for both)."""
+    import asyncio
+    import time
+
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    before = cpu_seconds(pids)
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    return cpu_seconds(pids) - before
+
+
+def per_op_ms(cpu_s: float, ops: int) -> float | None:
+    """CPU milliseconds per operation (None without operations)."""
+    return round(cpu_s * 1000 / ops, 2) if ops else None
+
+
 # --- the stack -------------------------------------------------------------------------------
 
 

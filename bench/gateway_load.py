@@ -35,6 +35,7 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,16 @@ from pathlib import Path
 
 import grpc
 import httpx
-from benchkit import ROOT, machine_info, start_own_stack, summary_ms, write_result
+from benchkit import (
+    ROOT,
+    cpu_between,
+    machine_info,
+    per_op_ms,
+    service_pids,
+    start_own_stack,
+    summary_ms,
+    write_result,
+)
 
 from timetracking.projects.v1 import projects_pb2 as ppb
 from timetracking.projects.v1 import projects_pb2_grpc
@@ -75,12 +85,7 @@ class MemorySampler:
     """Peak RSS of each service process (VmRSS from /proc), sampled while the load runs."""
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.pids = {}
-        for name in SERVICES:
-            try:
-                self.pids[name] = int(cfg.pid_file(name).read_text().strip())
-            except (OSError, ValueError):
-                continue
+        self.pids = service_pids(cfg, SERVICES)
         self.peak: dict[str, int] = {}
         self.peak_total = 0
         self._task: asyncio.Task[None] | None = None
@@ -163,11 +168,18 @@ async def timed(
 
 
 async def timer_phase(
-    http: httpx.AsyncClient, users: list[dict[str, str]], project_id: str, warmup: float, duration: float
+    http: httpx.AsyncClient,
+    users: list[dict[str, str]],
+    project_id: str,
+    warmup: float,
+    duration: float,
+    pids: Sequence[int] = (),
 ) -> dict:
+    """Closed loop of start+stop cycles; `pids`: the server processes whose CPU per cycle to report."""
     calls, cycles = Calls(), 0
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
+    cpu = asyncio.create_task(cpu_between(pids, measure_from, until))
 
     async def vu(headers: dict[str, str]) -> None:
         nonlocal cycles
@@ -195,6 +207,7 @@ async def timer_phase(
         "cycles": cycles,
         "cycles_per_s": round(cycles / duration, 1),
         "requests_per_s": round(requests / duration, 1),
+        "server_cpu_ms_per_cycle": per_op_ms(await cpu, cycles),
         **{k: summary_ms(v) for k, v in calls.ms.items()},
         "errors": calls.errors,
     }
@@ -208,11 +221,13 @@ async def entries_phase(
     duration: float,
     *,
     days_back: int = 1,
+    pids: Sequence[int] = (),
 ) -> dict:
     """Closed loop of entry creation; each run needs its own `days_back` so runs never overlap."""
     calls = Calls()
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
+    cpu = asyncio.create_task(cpu_between(pids, measure_from, until))
     base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=days_back)
 
     async def vu(headers: dict[str, str]) -> None:
@@ -241,6 +256,7 @@ async def entries_phase(
     done = len(calls.ms.get("entry_create", []))
     return {
         "requests_per_s": round(done / duration, 1),
+        "server_cpu_ms_per_request": per_op_ms(await cpu, done),
         "entry_create": summary_ms(calls.ms.get("entry_create", [])),
         "errors": calls.errors,
     }
@@ -332,12 +348,17 @@ async def phases(
     rate: float,
     warmup: float,
     duration: float,
+    pids: Sequence[int],
 ) -> dict:
-    """Timer and entry phases at every concurrency, then the steady phase: one system's numbers."""
+    """Timer and entry phases at every concurrency, then the steady phase: one system's numbers.
+
+    `pids`: the server processes whose CPU per operation is reported."""
     out: dict = {"by_concurrency": {}}
     for k, c in enumerate(concurrencies):
-        timer = await timer_phase(http, users[:c], project_id, warmup, duration)
-        entries = await entries_phase(http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k)
+        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids)
+        entries = await entries_phase(
+            http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k, pids=pids
+        )
         out["by_concurrency"][str(c)] = {"timer": timer, "entries": entries}
     out["steady"] = await steady_phase(http, users[:steady_users], project_id, rate, warmup, duration)
     return out
@@ -361,7 +382,10 @@ async def run(
         users = [await log_in(http, e) for e in emails]
         memory = MemorySampler(cfg)
         memory.start()
-        gateway = await phases(http, users, project_id, concurrencies, steady_users, rate, warmup, duration)
+        pids = list(memory.pids.values())
+        gateway = await phases(
+            http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids
+        )
         gateway["memory"] = await memory.stop()
     result = {
         "concurrencies": concurrencies,
@@ -373,8 +397,9 @@ async def run(
     if ceiling_url:
         async with httpx.AsyncClient(base_url=ceiling_url, timeout=30, limits=limits) as http:
             anonymous: list[dict[str, str]] = [{} for _ in range(most)]
+            pids = list(service_pids(cfg, [TRIVIAL]).values())
             result["ceiling"] = await phases(
-                http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration
+                http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration, pids
             )
     return result
 
@@ -392,7 +417,10 @@ def print_result(result: dict) -> None:
         for c, phase in r["by_concurrency"].items():
             t, e = phase["timer"], phase["entries"]
             errors = t["errors"] or "none"
-            print(f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}")
+            print(
+                f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}, "
+                f"server CPU {t['server_cpu_ms_per_cycle']} ms/cycle"
+            )
             print(f"    timer_start   {q(t.get('timer_start', {}))}")
             print(f"    timer_stop    {q(t.get('timer_stop', {}))}")
             print(f"    entry_create  {e['requests_per_s']} req/s  {q(e['entry_create'])}")

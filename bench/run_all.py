@@ -41,7 +41,16 @@ import invoice_generation
 import reporting_lag
 import timesheet_year
 import tracking_timers
-from benchkit import ROOT, Metric, Target, machine_info, render_report, start_own_stack, write_result
+from benchkit import (
+    ROOT,
+    Metric,
+    Target,
+    machine_info,
+    render_report,
+    service_pids,
+    start_own_stack,
+    write_result,
+)
 from reporting_stack import target_for
 
 from ttlocal.config import StackConfig
@@ -98,6 +107,9 @@ CEILINGS = {
 }
 
 NOTES = [
+    "CPU per operation is user + system time of the server processes (/proc/<pid>/stat) over the "
+    "measured window divided by the operations completed in it: the number least distorted by other "
+    "load on the machine (the load generator is not included).",
     "Timers are stopped within seconds, so the stop measured is the product's discard path "
     "(under 60 s: the row is locked, deleted and audited; no event). The pgbench ceiling does the same.",
     "The gateway's general rate limit is lifted for the run, so its Redis token bucket is paid but "
@@ -187,6 +199,16 @@ def metrics_from(results: dict[str, Any], plan: Plan) -> list[Metric]:
                 "pgbench",
             )
         )
+        rows.append(
+            Metric(
+                f"tracking.timers.c{c}.cpu_per_cycle",
+                f"CPU of tracking + projects per start+stop cycle, {_users(c)}",
+                timers.get("server_cpu_ms_per_cycle"),
+                "ms",
+                "lower",
+                note="hardly moved by other load on the machine",
+            )
+        )
         for call in ("start_timer", "stop_timer"):
             rows.append(
                 Metric(
@@ -252,6 +274,17 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
                 Target(">=", 340, ISSUE7) if c == "20" else None,
             )
         )
+        rows.append(
+            Metric(
+                f"gateway.timer.c{c}.cpu_per_cycle",
+                f"CPU of the five services per timer cycle, {_users(c)}",
+                t.get("server_cpu_ms_per_cycle"),
+                "ms",
+                "lower",
+                ct.get("server_cpu_ms_per_cycle"),
+                "trivial app",
+            )
+        )
         for call, label in (("timer_start", "POST /v1/timer/start"), ("timer_stop", "POST /v1/timer/stop")):
             for q in ("p50", "p99") if call == "timer_start" else ("p99",):
                 rows.append(
@@ -273,6 +306,17 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
                 "req/s",
                 "higher",
                 ce.get("requests_per_s"),
+                "trivial app",
+            )
+        )
+        rows.append(
+            Metric(
+                f"gateway.entries.c{c}.cpu_per_request",
+                f"CPU of the five services per entry created, {_users(c)}",
+                e.get("server_cpu_ms_per_request"),
+                "ms",
+                "lower",
+                ce.get("server_cpu_ms_per_request"),
                 "trivial app",
             )
         )
@@ -364,6 +408,7 @@ def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
                     plan.tracking_concurrency,
                     plan.tracking_duration_s,
                     plan.tracking_warmup_s,
+                    list(service_pids(cfg, ["tracking", "projects"]).values()),
                 )
             )
             r["ceiling"] = tracking_timers.pgbench_ceiling(

@@ -41,7 +41,15 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import machine_info, start_own_stack, summary_ms, write_result  # noqa: E402
+from benchkit import (  # noqa: E402
+    cpu_between,
+    machine_info,
+    per_op_ms,
+    service_pids,
+    start_own_stack,
+    summary_ms,
+    write_result,
+)
 
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
 from timetracking.projects.v1 import projects_pb2_grpc  # noqa: E402
@@ -196,8 +204,14 @@ async def virtual_user(
 
 
 async def run_load(
-    tracking_target: str, projects_target: str, concurrency: int, duration_s: float, warmup_s: float
+    tracking_target: str,
+    projects_target: str,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    pids: list[int] | None = None,
 ) -> dict:
+    """The closed loop; `pids` (tracking's and projects') give the CPU they spend per cycle."""
     async with (
         grpc.aio.insecure_channel(projects_target) as pch,
         grpc.aio.insecure_channel(tracking_target) as tch,
@@ -207,6 +221,7 @@ async def run_load(
         samples = Samples()
         now = time.perf_counter()
         measure_from, until = now + warmup_s, now + warmup_s + duration_s
+        cpu = asyncio.create_task(cpu_between(pids or [], measure_from, until))
         await asyncio.gather(
             *(virtual_user(tracking, u, project_id, until, measure_from, samples) for u in users)
         )
@@ -217,6 +232,7 @@ async def run_load(
         "cycles": samples.cycles,
         "cycles_per_s": round(samples.cycles / duration_s, 1),
         "calls_per_s": round(2 * samples.cycles / duration_s, 1),
+        "server_cpu_ms_per_cycle": per_op_ms(await cpu, samples.cycles),
         "start_timer": summary_ms(samples.start_ms),
         "stop_timer": summary_ms(samples.stop_ms),
         "cycle": summary_ms(samples.cycle_ms),
@@ -229,7 +245,8 @@ def print_result(result: dict) -> None:
     print(
         f"\nStartTimer+StopTimer at concurrency {result['concurrency']}, "
         f"{result['duration_s']:.0f} s measured:\n"
-        f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}"
+        f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}, "
+        f"tracking+projects CPU {result['server_cpu_ms_per_cycle']} ms/cycle"
     )
     for name in ("start_timer", "stop_timer"):
         m = result[name]
@@ -269,6 +286,7 @@ def main() -> int:
                 args.concurrency,
                 args.duration,
                 args.warmup,
+                list(service_pids(cfg, ["tracking", "projects"]).values()),
             )
         )
         if not args.no_ceiling:

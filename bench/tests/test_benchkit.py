@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchkit import (
     Metric,
     Target,
+    cpu_seconds,
     fmt_number,
+    per_op_ms,
     percentile,
     ratio,
     render_report,
@@ -138,3 +142,15 @@ def test_metric_round_trips_through_json_and_the_report_counts_targets() -> None
     assert "before the run: 0.200, at its end: 1.50" in report
     assert "| PDF 50 pages | 12.5 s | 2.50 s (minimal PDF) | x5.00 | < 10 s (issue 6) | **no** |" in report
     assert "- **pgbench**: the same SQL" in report
+
+
+def test_cpu_per_operation_counts_this_process_working() -> None:
+    before = cpu_seconds([os.getpid()])
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    used = cpu_seconds([os.getpid()]) - before
+    assert 0.1 <= used < 5
+    assert cpu_seconds([2**22 + 12345]) == 0  # a pid that does not exist counts nothing
+    assert per_op_ms(1.5, 300) == 5.0
+    assert per_op_ms(1.5, 0) is None
