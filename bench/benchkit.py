@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import uuid
@@ -372,28 +373,38 @@ def bench_topics(suffix: str) -> dict[str, str]:
     }
 
 
-def start_own_stack(
-    cfg: StackConfig, cleanup: ExitStack, extra_env: dict[str, str] | None = None
-) -> OwnStack:
-    """Infrastructure, fresh databases, uuid-named topics and the five services; stopped on exit.
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for a benchmark's own extra process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    Uses the profile's ports (move them with TT_TEST_PORT_OFFSET) and stops only
-    what it started. Fresh topics keep earlier runs' events out of the fresh read model.
-    """
-    import psycopg
 
-    names = [n for n, _ in stack.INFRA]
-    already = {n for n in names if proc.running_pid(cfg, n)}
-    stack.infra_up(cfg)
+def start_infra(cfg: StackConfig, cleanup: ExitStack, names: Sequence[str] | None = None) -> None:
+    """The profile's infrastructure (all of it, or `names`); on exit stops what was not running before."""
+    wanted = [(n, c) for n, c in stack.INFRA if names is None or n in names]
+    already = {n for n, _ in wanted if proc.running_pid(cfg, n)}
+    cfg.ensure_dirs()
+    for _, component in wanted:
+        component.install(cfg)
+    for _, component in wanted:
+        component.start(cfg)
 
     def stop_infra() -> None:
-        for name, component in reversed(stack.INFRA):
+        for name, component in reversed(wanted):
             if name not in already:
                 component.stop(cfg)
 
     cleanup.callback(stop_infra)
-    suffix = uuid.uuid4().hex[:8]
-    dbs = {s: f"{s}_bench{suffix}" for s in DATABASE_SERVICES}
+
+
+def fresh_databases(
+    cfg: StackConfig, cleanup: ExitStack, suffix: str, names: Iterable[str]
+) -> dict[str, str]:
+    """Empty databases `<service>_bench<suffix>`, dropped on exit; returns service -> URL."""
+    import psycopg
+
+    dbs = {s: f"{s}_bench{suffix}" for s in names}
     admin = cfg.database_url("postgres", "postgres").replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
         for db in dbs.values():
@@ -405,7 +416,20 @@ def start_own_stack(
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
     cleanup.callback(drop_dbs)
-    urls = {s: cfg.database_url(s, db) for s, db in dbs.items()}
+    return {s: cfg.database_url(s, db) for s, db in dbs.items()}
+
+
+def start_own_stack(
+    cfg: StackConfig, cleanup: ExitStack, extra_env: dict[str, str] | None = None
+) -> OwnStack:
+    """Infrastructure, fresh databases, uuid-named topics and the five services; stopped on exit.
+
+    Uses the profile's ports (move them with TT_TEST_PORT_OFFSET) and stops only
+    what it started. Fresh topics keep earlier runs' events out of the fresh read model.
+    """
+    start_infra(cfg, cleanup)
+    suffix = uuid.uuid4().hex[:8]
+    urls = fresh_databases(cfg, cleanup, suffix, DATABASE_SERVICES)
     services.migrate(cfg, urls)
     topics = bench_topics(suffix)
     env = {f"{s.upper()}_DATABASE_URL": url for s, url in urls.items()}

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import time
 import uuid
@@ -46,6 +45,7 @@ import httpx
 from benchkit import (
     ROOT,
     cpu_between,
+    free_port,
     machine_info,
     per_op_ms,
     service_pids,
@@ -319,18 +319,12 @@ async def steady_phase(
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 TRIVIAL = "bench-trivial-http"
 
 
 def start_trivial_http(cfg: StackConfig, cleanup: ExitStack) -> str:
     """bench/trivial_http.py under uvicorn on a free port (stopped on exit); returns its base URL."""
-    port = _free_port()
+    port = free_port()
     argv = [str(venv_python(cfg)), "-m", "uvicorn", "trivial_http:app", "--app-dir", str(ROOT / "bench")]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
     proc.spawn(cfg, TRIVIAL, argv, cwd=ROOT)

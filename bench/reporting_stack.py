@@ -14,7 +14,6 @@ and its reporting database. bench/run_all.py passes its whole own stack instead
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,11 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import OwnStack  # noqa: E402
+from benchkit import OwnStack, free_port, fresh_databases, start_infra  # noqa: E402
 
 from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
-from ttlocal import cli as stack  # noqa: E402
 from ttlocal import proc  # noqa: E402
 from ttlocal.config import StackConfig  # noqa: E402
 from ttlocal.python_env import venv_python  # noqa: E402
@@ -48,12 +46,6 @@ class Target:
     database_url: str  # postgresql:// (psycopg)
     topic_entries: str
     topic_directory: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def target(existing: str | None, cleanup: ExitStack) -> Target:
@@ -81,34 +73,9 @@ def target_for(own: OwnStack) -> Target:
 
 
 def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
-    import psycopg
-
-    names = [n for n, _ in stack.INFRA if n != "seaweed"]
-    already = {n for n in names if proc.running_pid(cfg, n)}
-    cfg.ensure_dirs()
-    for name, component in stack.INFRA:
-        if name in names:
-            component.install(cfg)
-            component.start(cfg)
-
-    def stop_infra() -> None:
-        for name, component in reversed(stack.INFRA):
-            if name in names and name not in already:
-                component.stop(cfg)
-
-    cleanup.callback(stop_infra)
+    start_infra(cfg, cleanup, ["postgres", "redis", "kafka"])
     suffix = uuid.uuid4().hex[:8]
-    db = f"reporting_bench{suffix}"
-    admin = cfg.database_url("postgres", "postgres").replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-
-    def drop_db() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-    cleanup.callback(drop_db)
-    url = cfg.database_url("reporting", db)
+    url = fresh_databases(cfg, cleanup, suffix, ["reporting"])["reporting"]
     subprocess.run(
         [
             str(venv_python(cfg)),
@@ -125,7 +92,7 @@ def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **cfg.service_env("reporting"),
         "REPORTING_DATABASE_URL": url,
