@@ -342,9 +342,20 @@ async def cpu_between(pids: Sequence[int], start: float, end: float) -> float:
     return cpu_seconds(pids) - before
 
 
-def per_op_ms(cpu_s: float, ops: int) -> float | None:
-    """CPU milliseconds per operation (None without operations)."""
-    return round(cpu_s * 1000 / ops, 2) if ops else None
+def per_op_ms(cpu_s: float, ops: int, *, idle_ms_per_s: float = 0.0, seconds: float = 0.0) -> float | None:
+    """CPU milliseconds per operation (None without operations), less `idle_ms_per_s` over `seconds`:
+    the background work (pollers, relays) the processes do with no load at all."""
+    if not ops:
+        return None
+    return round(max(0.0, cpu_s * 1000 - idle_ms_per_s * seconds) / ops, 2)
+
+
+async def idle_cpu_ms_per_s(pids: Sequence[int], seconds: float = 3.0) -> float:
+    """CPU milliseconds per second the processes use with no load (measure before the load starts)."""
+    import time
+
+    now = time.perf_counter()
+    return round(await cpu_between(pids, now, now + seconds) * 1000 / seconds, 2)
 
 
 # --- the stack -------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from benchkit import (
     ROOT,
     cpu_between,
     free_port,
+    idle_cpu_ms_per_s,
     machine_info,
     per_op_ms,
     service_pids,
@@ -174,8 +175,10 @@ async def timer_phase(
     warmup: float,
     duration: float,
     pids: Sequence[int] = (),
+    idle_ms_per_s: float = 0.0,
 ) -> dict:
-    """Closed loop of start+stop cycles; `pids`: the server processes whose CPU per cycle to report."""
+    """Closed loop of start+stop cycles; `pids`: the server processes whose CPU per cycle to report
+    (also net of their `idle_ms_per_s`)."""
     calls, cycles = Calls(), 0
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
@@ -207,7 +210,10 @@ async def timer_phase(
         "cycles": cycles,
         "cycles_per_s": round(cycles / duration, 1),
         "requests_per_s": round(requests / duration, 1),
-        "server_cpu_ms_per_cycle": per_op_ms(await cpu, cycles),
+        "server_cpu_ms_per_cycle": per_op_ms(cpu_s := await cpu, cycles),
+        "server_cpu_ms_per_cycle_net_of_idle": per_op_ms(
+            cpu_s, cycles, idle_ms_per_s=idle_ms_per_s, seconds=duration
+        ),
         **{k: summary_ms(v) for k, v in calls.ms.items()},
         "errors": calls.errors,
     }
@@ -222,6 +228,7 @@ async def entries_phase(
     *,
     days_back: int = 1,
     pids: Sequence[int] = (),
+    idle_ms_per_s: float = 0.0,
 ) -> dict:
     """Closed loop of entry creation; each run needs its own `days_back` so runs never overlap."""
     calls = Calls()
@@ -256,7 +263,10 @@ async def entries_phase(
     done = len(calls.ms.get("entry_create", []))
     return {
         "requests_per_s": round(done / duration, 1),
-        "server_cpu_ms_per_request": per_op_ms(await cpu, done),
+        "server_cpu_ms_per_request": per_op_ms(cpu_s := await cpu, done),
+        "server_cpu_ms_per_request_net_of_idle": per_op_ms(
+            cpu_s, done, idle_ms_per_s=idle_ms_per_s, seconds=duration
+        ),
         "entry_create": summary_ms(calls.ms.get("entry_create", [])),
         "errors": calls.errors,
     }
@@ -346,12 +356,13 @@ async def phases(
 ) -> dict:
     """Timer and entry phases at every concurrency, then the steady phase: one system's numbers.
 
-    `pids`: the server processes whose CPU per operation is reported."""
-    out: dict = {"by_concurrency": {}}
+    `pids`: the server processes whose CPU per operation is reported, measured idle first."""
+    idle = await idle_cpu_ms_per_s(pids)
+    out: dict = {"by_concurrency": {}, "server_idle_cpu_ms_per_s": idle}
     for k, c in enumerate(concurrencies):
-        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids)
+        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle)
         entries = await entries_phase(
-            http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k, pids=pids
+            http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k, pids=pids, idle_ms_per_s=idle
         )
         out["by_concurrency"][str(c)] = {"timer": timer, "entries": entries}
     out["steady"] = await steady_phase(http, users[:steady_users], project_id, rate, warmup, duration)

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from benchkit import (  # noqa: E402
     cpu_between,
+    idle_cpu_ms_per_s,
     machine_info,
     per_op_ms,
     service_pids,
@@ -219,6 +220,7 @@ async def run_load(
         project_id, users = await make_users(projects_pb2_grpc.ProjectsServiceStub(pch), concurrency)
         tracking = tracking_pb2_grpc.TrackingServiceStub(tch)
         samples = Samples()
+        idle = await idle_cpu_ms_per_s(pids or [])
         now = time.perf_counter()
         measure_from, until = now + warmup_s, now + warmup_s + duration_s
         cpu = asyncio.create_task(cpu_between(pids or [], measure_from, until))
@@ -232,7 +234,11 @@ async def run_load(
         "cycles": samples.cycles,
         "cycles_per_s": round(samples.cycles / duration_s, 1),
         "calls_per_s": round(2 * samples.cycles / duration_s, 1),
-        "server_cpu_ms_per_cycle": per_op_ms(await cpu, samples.cycles),
+        "server_idle_cpu_ms_per_s": idle,
+        "server_cpu_ms_per_cycle": per_op_ms(cpu_s := await cpu, samples.cycles),
+        "server_cpu_ms_per_cycle_net_of_idle": per_op_ms(
+            cpu_s, samples.cycles, idle_ms_per_s=idle, seconds=duration_s
+        ),
         "start_timer": summary_ms(samples.start_ms),
         "stop_timer": summary_ms(samples.stop_ms),
         "cycle": summary_ms(samples.cycle_ms),
@@ -246,7 +252,9 @@ def print_result(result: dict) -> None:
         f"\nStartTimer+StopTimer at concurrency {result['concurrency']}, "
         f"{result['duration_s']:.0f} s measured:\n"
         f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}, "
-        f"tracking+projects CPU {result['server_cpu_ms_per_cycle']} ms/cycle"
+        f"tracking+projects CPU {result['server_cpu_ms_per_cycle']} ms/cycle "
+        f"({result['server_cpu_ms_per_cycle_net_of_idle']} net of "
+        f"{result['server_idle_cpu_ms_per_s']} ms/s idle)"
     )
     for name in ("start_timer", "stop_timer"):
         m = result[name]

@@ -154,3 +154,5 @@ def test_cpu_per_operation_counts_this_process_working() -> None:
     assert cpu_seconds([2**22 + 12345]) == 0  # a pid that does not exist counts nothing
     assert per_op_ms(1.5, 300) == 5.0
     assert per_op_ms(1.5, 0) is None
+    assert per_op_ms(1.5, 300, idle_ms_per_s=50, seconds=10) == 3.33  # (1,500 - 500 idle) / 300
+    assert per_op_ms(0.1, 10, idle_ms_per_s=50, seconds=10) == 0.0  # noise never goes negative
