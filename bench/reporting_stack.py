@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import OwnStack, free_port, fresh_databases, start_infra  # noqa: E402
+from benchkit import OwnStack, bench_topics, free_port, fresh_databases, start_infra  # noqa: E402
 
 from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
@@ -93,15 +93,16 @@ def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
         capture_output=True,
     )
     port = free_port()
+    topics = bench_topics(suffix)
     env = {
         **cfg.service_env("reporting"),
         "REPORTING_DATABASE_URL": url,
         "REPORTING_GRPC_PORT": str(port),
         "REPORTING_LOG_LEVEL": "WARNING",
-        "REPORTING_TOPIC_ENTRIES": f"timetracking.entries.bench{suffix}",
-        "REPORTING_TOPIC_DIRECTORY": f"timetracking.directory.bench{suffix}",
-        "REPORTING_TOPIC_SYSTEM": f"timetracking.system.bench{suffix}",
-        "REPORTING_TOPIC_DEAD_LETTER": f"timetracking.dlq.bench{suffix}",
+        "REPORTING_TOPIC_ENTRIES": topics["entries"],
+        "REPORTING_TOPIC_DIRECTORY": topics["directory"],
+        "REPORTING_TOPIC_SYSTEM": topics["system"],
+        "REPORTING_TOPIC_DEAD_LETTER": topics["dead_letter"],
         "REPORTING_CONSUMER_GROUP": f"reporting-bench{suffix}",
     }
     proc.spawn(cfg, PROCESS, [str(venv_python(cfg)), "-m", "reporting"], env=env, cwd=ROOT)
