@@ -3,9 +3,10 @@ PYTHON ?= python3
 STACK  := $(PYTHON) deploy/local/stack.py
 VENV   := .venv/bin
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 SERVICES := projects tracking reporting invoicing gateway
 
-.PHONY: up down status logs test test-unit lint protos install down-test
+.PHONY: up down status logs test test-unit lint protos install down-test bench bench-quick
 
 up:            ## install what is missing, start infrastructure and the five services
 	$(STACK) up
@@ -31,6 +32,12 @@ test: install  ## the whole suite against real PostgreSQL, Redis, Kafka and S3 (
 test-unit: install  ## only the tests that need no infrastructure
 	$(VENV)/pytest -m "not integration" $(PYTEST_ARGS)
 
+bench: install ## every benchmark beside its ceiling on one own stack (test profile); rewrites docs/benchmarks.md
+	$(VENV)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-quick: install  ## a few-minute smoke of every benchmark (table in bench/results/benchmarks-quick.md)
+	$(VENV)/python bench/run_all.py --quick $(BENCH_ARGS)
+
 down-test:     ## stop a test-profile stack left behind by an interrupted run
 	$(STACK) --profile test down
 
@@ -38,3 +45,4 @@ lint: install  ## ruff (lint + format check) and mypy
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy libs/common/tt_common $(foreach s,$(SERVICES),services/$(s)/$(s)) deploy/local/ttlocal
+	$(VENV)/mypy bench/*.py

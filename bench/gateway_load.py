@@ -16,6 +16,11 @@ Phases (each after a warm-up):
     TT_TEST_PORT_OFFSET=900 .venv/bin/python bench/gateway_load.py
     .venv/bin/python bench/gateway_load.py --existing dev   # against `make up` (rate limits apply!)
 
+Run at several concurrencies (--concurrency 1 5 20 50), phases 1 and 2 repeat per
+concurrency; the steady phase uses --steady-users users. Ceiling, same run: a trivial
+FastAPI app (bench/trivial_http.py) under uvicorn, the same routes answering at once,
+driven by the same load generator through the same phases.
+
 Prints requests per second and p50/p90/p99/max per call, and the peak resident memory
 of the five service processes (from their pid files); writes the same as JSON to
 bench/results/.
@@ -25,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
 import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,11 +42,24 @@ from pathlib import Path
 
 import grpc
 import httpx
-from benchkit import percentile, start_own_stack, write_result
+from benchkit import (
+    ROOT,
+    cpu_between,
+    free_port,
+    idle_cpu_ms_per_s,
+    machine_info,
+    per_op_ms,
+    service_pids,
+    start_own_stack,
+    summary_ms,
+    write_result,
+)
 
 from timetracking.projects.v1 import projects_pb2 as ppb
 from timetracking.projects.v1 import projects_pb2_grpc
+from ttlocal import proc
 from ttlocal.config import SERVICES, StackConfig
+from ttlocal.python_env import venv_python
 
 PASSWORD = "bench-password-0123"
 # The benchmark measures the gateway's work, limiter included, not its refusals.
@@ -66,29 +82,11 @@ class Calls:
         self.errors[what] = self.errors.get(what, 0) + 1
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"count": 0}
-    return {
-        "count": len(values),
-        "p50_ms": round(percentile(values, 50), 2),
-        "p90_ms": round(percentile(values, 90), 2),
-        "p99_ms": round(percentile(values, 99), 2),
-        "max_ms": round(max(values), 2),
-        "mean_ms": round(statistics.fmean(values), 2),
-    }
-
-
 class MemorySampler:
     """Peak RSS of each service process (VmRSS from /proc), sampled while the load runs."""
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.pids = {}
-        for name in SERVICES:
-            try:
-                self.pids[name] = int(cfg.pid_file(name).read_text().strip())
-            except (OSError, ValueError):
-                continue
+        self.pids = service_pids(cfg, SERVICES)
         self.peak: dict[str, int] = {}
         self.peak_total = 0
         self._task: asyncio.Task[None] | None = None
@@ -171,11 +169,20 @@ async def timed(
 
 
 async def timer_phase(
-    http: httpx.AsyncClient, users: list[dict[str, str]], project_id: str, warmup: float, duration: float
+    http: httpx.AsyncClient,
+    users: list[dict[str, str]],
+    project_id: str,
+    warmup: float,
+    duration: float,
+    pids: Sequence[int] = (),
+    idle_ms_per_s: float = 0.0,
 ) -> dict:
+    """Closed loop of start+stop cycles; `pids`: the server processes whose CPU per cycle to report
+    (also net of their `idle_ms_per_s`)."""
     calls, cycles = Calls(), 0
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
+    cpu = asyncio.create_task(cpu_between(pids, measure_from, until))
 
     async def vu(headers: dict[str, str]) -> None:
         nonlocal cycles
@@ -203,18 +210,32 @@ async def timer_phase(
         "cycles": cycles,
         "cycles_per_s": round(cycles / duration, 1),
         "requests_per_s": round(requests / duration, 1),
-        **{k: summary(v) for k, v in calls.ms.items()},
+        "server_cpu_ms_per_cycle": per_op_ms(cpu_s := await cpu, cycles),
+        "server_cpu_ms_per_cycle_net_of_idle": per_op_ms(
+            cpu_s, cycles, idle_ms_per_s=idle_ms_per_s, seconds=duration
+        ),
+        **{k: summary_ms(v) for k, v in calls.ms.items()},
         "errors": calls.errors,
     }
 
 
 async def entries_phase(
-    http: httpx.AsyncClient, users: list[dict[str, str]], project_id: str, warmup: float, duration: float
+    http: httpx.AsyncClient,
+    users: list[dict[str, str]],
+    project_id: str,
+    warmup: float,
+    duration: float,
+    *,
+    days_back: int = 1,
+    pids: Sequence[int] = (),
+    idle_ms_per_s: float = 0.0,
 ) -> dict:
+    """Closed loop of entry creation; each run needs its own `days_back` so runs never overlap."""
     calls = Calls()
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
-    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    cpu = asyncio.create_task(cpu_between(pids, measure_from, until))
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=days_back)
 
     async def vu(headers: dict[str, str]) -> None:
         slot = 0
@@ -242,7 +263,11 @@ async def entries_phase(
     done = len(calls.ms.get("entry_create", []))
     return {
         "requests_per_s": round(done / duration, 1),
-        "entry_create": summary(calls.ms.get("entry_create", [])),
+        "server_cpu_ms_per_request": per_op_ms(cpu_s := await cpu, done),
+        "server_cpu_ms_per_request_net_of_idle": per_op_ms(
+            cpu_s, done, idle_ms_per_s=idle_ms_per_s, seconds=duration
+        ),
+        "entry_create": summary_ms(calls.ms.get("entry_create", [])),
         "errors": calls.errors,
     }
 
@@ -298,40 +323,132 @@ async def steady_phase(
         "target_requests_per_s": rate,
         "achieved_requests_per_s": round(len(all_ms) / duration, 1),
         "cycles_not_launched": missed,
-        "all_requests": summary(all_ms),
-        **{k: summary(v) for k, v in calls.ms.items()},
+        "all_requests": summary_ms(all_ms),
+        **{k: summary_ms(v) for k, v in calls.ms.items()},
         "errors": calls.errors,
     }
 
 
-async def run(cfg: StackConfig, args: argparse.Namespace) -> dict:
-    project_id, emails = await make_users(cfg.grpc_target("projects"), args.concurrency)
-    limits = httpx.Limits(
-        max_connections=args.concurrency * 2, max_keepalive_connections=args.concurrency * 2
-    )
+TRIVIAL = "bench-trivial-http"
+
+
+def start_trivial_http(cfg: StackConfig, cleanup: ExitStack) -> str:
+    """bench/trivial_http.py under uvicorn on a free port (stopped on exit); returns its base URL."""
+    port = free_port()
+    argv = [str(venv_python(cfg)), "-m", "uvicorn", "trivial_http:app", "--app-dir", str(ROOT / "bench")]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    proc.spawn(cfg, TRIVIAL, argv, cwd=ROOT)
+    cleanup.callback(proc.stop, cfg, TRIVIAL)
+    proc.wait_until(lambda: proc.port_open(port), "trivial http", 60, cfg=cfg, name=TRIVIAL)
+    return f"http://127.0.0.1:{port}"
+
+
+async def phases(
+    http: httpx.AsyncClient,
+    users: list[dict[str, str]],
+    project_id: str,
+    concurrencies: list[int],
+    steady_users: int,
+    rate: float,
+    warmup: float,
+    duration: float,
+    pids: Sequence[int],
+) -> dict:
+    """Timer and entry phases at every concurrency, then the steady phase: one system's numbers.
+
+    `pids`: the server processes whose CPU per operation is reported, measured idle first."""
+    idle = await idle_cpu_ms_per_s(pids)
+    out: dict = {"by_concurrency": {}, "server_idle_cpu_ms_per_s": idle}
+    for k, c in enumerate(concurrencies):
+        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle)
+        entries = await entries_phase(
+            http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k, pids=pids, idle_ms_per_s=idle
+        )
+        out["by_concurrency"][str(c)] = {"timer": timer, "entries": entries}
+    out["steady"] = await steady_phase(http, users[:steady_users], project_id, rate, warmup, duration)
+    return out
+
+
+async def run(
+    cfg: StackConfig,
+    *,
+    concurrencies: list[int],
+    steady_users: int,
+    rate: float,
+    warmup: float,
+    duration: float,
+    ceiling_url: str | None,
+) -> dict:
+    """The gateway through all phases (memory sampled), then the trivial ceiling through the same."""
+    most = max([*concurrencies, steady_users])
+    project_id, emails = await make_users(cfg.grpc_target("projects"), most)
+    limits = httpx.Limits(max_connections=most * 2, max_keepalive_connections=most * 2)
     async with httpx.AsyncClient(base_url=cfg.gateway_url, timeout=30, limits=limits) as http:
         users = [await log_in(http, e) for e in emails]
         memory = MemorySampler(cfg)
         memory.start()
-        timer = await timer_phase(http, users, project_id, args.warmup, args.duration)
-        entries = await entries_phase(http, users, project_id, args.warmup, args.duration)
-        steady = await steady_phase(http, users, project_id, args.rate, args.warmup, args.duration)
-        mem = await memory.stop()
-    return {
-        "concurrency": args.concurrency,
-        "duration_s": args.duration,
-        "timer": timer,
-        "entries": entries,
-        "steady": steady,
-        "memory": mem,
+        pids = list(memory.pids.values())
+        gateway = await phases(
+            http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids
+        )
+        gateway["memory"] = await memory.stop()
+    result = {
+        "concurrencies": concurrencies,
+        "steady_users": steady_users,
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "gateway": gateway,
     }
+    if ceiling_url:
+        async with httpx.AsyncClient(base_url=ceiling_url, timeout=30, limits=limits) as http:
+            anonymous: list[dict[str, str]] = [{} for _ in range(most)]
+            pids = list(service_pids(cfg, [TRIVIAL]).values())
+            result["ceiling"] = await phases(
+                http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration, pids
+            )
+    return result
+
+
+def print_result(result: dict) -> None:
+    def q(stats: dict) -> str:
+        return "  ".join(f"{k} {stats.get(k + '_ms', '-')} ms" for k in ("p50", "p90", "p99", "max"))
+
+    for system in ("gateway", "ceiling"):
+        if system not in result:
+            continue
+        r = result[system]
+        title = "Through the gateway" if system == "gateway" else "Ceiling: trivial FastAPI/uvicorn app"
+        print(f"\n{title}, {result['duration_s']:.0f} s per phase:")
+        for c, phase in r["by_concurrency"].items():
+            t, e = phase["timer"], phase["entries"]
+            errors = t["errors"] or "none"
+            print(
+                f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}, "
+                f"server CPU {t['server_cpu_ms_per_cycle']} ms/cycle"
+            )
+            print(f"    timer_start   {q(t.get('timer_start', {}))}")
+            print(f"    timer_stop    {q(t.get('timer_stop', {}))}")
+            print(f"    entry_create  {e['requests_per_s']} req/s  {q(e['entry_create'])}")
+        s = r["steady"]
+        print(
+            f"  steady {s['target_requests_per_s']:.0f} req/s target with {result['steady_users']} users:"
+            f" achieved {s['achieved_requests_per_s']} req/s, not launched {s['cycles_not_launched']},"
+            f" errors {s['errors'] or 'none'}"
+        )
+        print(f"    all requests  {q(s['all_requests'])}")
+        if "memory" in r:
+            m = r["memory"]
+            print(f"  peak RSS of the five services together: {m['peak_total_mib']} MiB {m['peak_mib']}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--concurrency", type=int, default=20, help="virtual users (default 20)")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[20], help="virtual users, one or more (default 20)"
+    )
+    parser.add_argument("--steady-users", type=int, default=20, help="users of the steady phase (default 20)")
     parser.add_argument(
         "--duration", type=float, default=20.0, help="measured seconds per phase (default 20)"
     )
@@ -339,6 +456,7 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=200.0, help="requests/s of the steady phase (default 200)"
     )
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the trivial-app ceiling")
     parser.add_argument(
         "--existing", metavar="PROFILE", choices=["dev", "test"], help="use this profile's stack"
     )
@@ -346,32 +464,24 @@ def main() -> int:
 
     cfg = StackConfig.load(args.existing or "test")
     with ExitStack() as cleanup:
+        pg = cfg.database_url("projects")
         if not args.existing:
-            start_own_stack(cfg, cleanup, extra_env=UNLIMITED)
-        result = asyncio.run(run(cfg, args))
-    result |= {
-        "benchmark": "gateway_load",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
-        "target": cfg.gateway_url,
-    }
-    t, e, s, m = result["timer"], result["entries"], result["steady"], result["memory"]
-
-    def q(stats: dict) -> str:
-        return "  ".join(f"{k} {stats.get(k + '_ms', '-')} ms" for k in ("p50", "p90", "p99", "max"))
-
-    print(f"\nThrough the gateway, {args.concurrency} users, {args.duration:.0f} s per phase:")
-    t_err, e_err, s_err = (x["errors"] or "none" for x in (t, e, s))
-    print(f"  timer start+stop: {t['cycles_per_s']} cycles/s ({t['requests_per_s']} req/s), errors {t_err}")
-    print(f"    timer_start   {q(t.get('timer_start', {}))}")
-    print(f"    timer_stop    {q(t.get('timer_stop', {}))}")
-    print(f"  entry creation: {e['requests_per_s']} req/s, errors {e_err}")
-    print(f"    entry_create  {q(e['entry_create'])}")
-    target, achieved = s["target_requests_per_s"], s["achieved_requests_per_s"]
-    print(f"  steady {target:.0f} req/s target: achieved {achieved} req/s, errors {s_err}")
-    print(f"    cycles not launched (no idle user): {s['cycles_not_launched']}")
-    print(f"    all requests  {q(s['all_requests'])}")
-    print(f"  peak RSS of the five services together: {m['peak_total_mib']} MiB {m['peak_mib']}")
+            pg = start_own_stack(cfg, cleanup, extra_env=UNLIMITED).databases["projects"]
+        ceiling_url = None if args.no_ceiling else start_trivial_http(cfg, cleanup)
+        result = asyncio.run(
+            run(
+                cfg,
+                concurrencies=args.concurrency,
+                steady_users=args.steady_users,
+                rate=args.rate,
+                warmup=args.warmup,
+                duration=args.duration,
+                ceiling_url=ceiling_url,
+            )
+        )
+        result["machine"] = machine_info(pg, cfg)
+    result |= {"benchmark": "gateway_load", "target": cfg.gateway_url}
+    print_result(result)
     print(f"  written to {write_result('gateway_load', result)}")
     return 0
 

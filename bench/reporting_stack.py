@@ -1,4 +1,4 @@
-"""What the reporting benchmarks share: a stack to run against, events, percentiles, results.
+"""What the reporting benchmarks share: a stack to run against, and the events they write.
 
 Own stack (the default): the local runner's test profile infrastructure (move
 it with TT_TEST_PORT_OFFSET / TT_TEST_STATE_DIR), a fresh reporting database
@@ -7,14 +7,13 @@ process (nothing else is needed: the benchmarks write events straight to its
 topics). Everything it started is stopped again, the database dropped.
 
 `--existing dev|test`: a stack already running (`make up`), its default topics
-and its reporting database.
+and its reporting database. bench/run_all.py passes its whole own stack instead
+(`target_for`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,16 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import percentile  # noqa: E402 - re-exported to the reporting benchmarks
+from benchkit import OwnStack, bench_topics, free_port, fresh_databases, start_infra  # noqa: E402
 
 from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
-from ttlocal import cli as stack  # noqa: E402
 from ttlocal import proc  # noqa: E402
 from ttlocal.config import StackConfig  # noqa: E402
 from ttlocal.python_env import venv_python  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 PROCESS = "reporting-bench"
 
 
@@ -49,12 +46,6 @@ class Target:
     database_url: str  # postgresql:// (psycopg)
     topic_entries: str
     topic_directory: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def target(existing: str | None, cleanup: ExitStack) -> Target:
@@ -70,35 +61,21 @@ def target(existing: str | None, cleanup: ExitStack) -> Target:
     return _own_stack(cfg, cleanup)
 
 
+def target_for(own: OwnStack) -> Target:
+    """The reporting service of a full stack started by benchkit.start_own_stack."""
+    return Target(
+        own.cfg.kafka_bootstrap,
+        own.cfg.grpc_target("reporting"),
+        own.psycopg_url("reporting"),
+        own.topics["entries"],
+        own.topics["directory"],
+    )
+
+
 def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
-    import psycopg
-
-    names = [n for n, _ in stack.INFRA if n != "seaweed"]
-    already = {n for n in names if proc.running_pid(cfg, n)}
-    cfg.ensure_dirs()
-    for name, component in stack.INFRA:
-        if name in names:
-            component.install(cfg)
-            component.start(cfg)
-
-    def stop_infra() -> None:
-        for name, component in reversed(stack.INFRA):
-            if name in names and name not in already:
-                component.stop(cfg)
-
-    cleanup.callback(stop_infra)
+    start_infra(cfg, cleanup, ["postgres", "redis", "kafka"])
     suffix = uuid.uuid4().hex[:8]
-    db = f"reporting_bench{suffix}"
-    admin = cfg.database_url("postgres", "postgres").replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-
-    def drop_db() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-    cleanup.callback(drop_db)
-    url = cfg.database_url("reporting", db)
+    url = fresh_databases(cfg, cleanup, suffix, ["reporting"])["reporting"]
     subprocess.run(
         [
             str(venv_python(cfg)),
@@ -115,16 +92,17 @@ def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    port = free_port()
+    topics = bench_topics(suffix)
     env = {
         **cfg.service_env("reporting"),
         "REPORTING_DATABASE_URL": url,
         "REPORTING_GRPC_PORT": str(port),
         "REPORTING_LOG_LEVEL": "WARNING",
-        "REPORTING_TOPIC_ENTRIES": f"timetracking.entries.bench{suffix}",
-        "REPORTING_TOPIC_DIRECTORY": f"timetracking.directory.bench{suffix}",
-        "REPORTING_TOPIC_SYSTEM": f"timetracking.system.bench{suffix}",
-        "REPORTING_TOPIC_DEAD_LETTER": f"timetracking.dlq.bench{suffix}",
+        "REPORTING_TOPIC_ENTRIES": topics["entries"],
+        "REPORTING_TOPIC_DIRECTORY": topics["directory"],
+        "REPORTING_TOPIC_SYSTEM": topics["system"],
+        "REPORTING_TOPIC_DEAD_LETTER": topics["dead_letter"],
         "REPORTING_CONSUMER_GROUP": f"reporting-bench{suffix}",
     }
     proc.spawn(cfg, PROCESS, [str(venv_python(cfg)), "-m", "reporting"], env=env, cwd=ROOT)
@@ -179,23 +157,3 @@ def stopped_event(
     event = entries_pb2.EntryEvent(event_id=str(uuid.uuid4()), stopped=entries_pb2.EntryStopped(entry=snap))
     event.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
     return entry_id, event.SerializeToString()
-
-
-# --- numbers ----------------------------------------------------------------------------
-
-
-def summary_ms(values_s: list[float]) -> dict[str, float]:
-    return {
-        "count": len(values_s),
-        "p50_ms": round(percentile(values_s, 50) * 1000, 1),
-        "p90_ms": round(percentile(values_s, 90) * 1000, 1),
-        "p99_ms": round(percentile(values_s, 99) * 1000, 1),
-        "max_ms": round(max(values_s) * 1000, 1) if values_s else float("nan"),
-    }
-
-
-def write_result(name: str, result: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return path.relative_to(ROOT)

@@ -7,6 +7,11 @@ for 2025-01-01..2025-12-31 (365 local days, every entry in the response)
 5 times to warm up and 50 times measured. Prints p50/p90/p99/max and writes
 JSON to bench/results/.
 
+Ceiling, same run: the report's rows alone, the same SELECT (entries joined to
+project and task names, the same index range) straight at reporting's database
+with psycopg, warmed up and measured the same number of times; no local-day
+splitting, totals or protobuf.
+
     .venv/bin/python bench/timesheet_year.py                  # own stack (test profile)
     .venv/bin/python bench/timesheet_year.py --existing dev   # against `make up`
 """
@@ -15,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import sys
 import time
@@ -28,7 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import grpc
-from reporting_stack import Target, stopped_event, summary_ms, target, user_event, write_result
+import psycopg
+from benchkit import machine_info, summary_ms, write_result
+from reporting_stack import Target, stopped_event, target, user_event
 
 from timetracking.reporting.v1 import reporting_pb2 as pb
 from timetracking.reporting.v1 import reporting_pb2_grpc
@@ -82,9 +87,52 @@ async def measure(t: Target, entries: int, calls: int) -> dict:
         "days": len(sheet.days),
         "total_hours": sheet.total_hours,
         "response_bytes": sheet.ByteSize(),
-        "latency": summary_ms(latencies),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "latency": summary_ms(latencies, scale=1000),
+        "ceiling": sql_ceiling(t.database_url, user, calls),
     }
+
+
+# The rows GetTimesheet reads (reports_repository.timesheet_entries), as plain SQL.
+TIMESHEET_ROWS = """
+SELECT e.entry_id::text, e.project_id::text, p.name, e.task_id::text, t.name, e.description, e.tags,
+       e.start_time, e.end_time, e.duration_seconds, e.is_billable, e.invoice_id::text
+FROM entries e
+LEFT JOIN projects p ON p.project_id = e.project_id
+LEFT JOIN tasks t ON t.task_id = e.task_id
+WHERE e.user_id = %s AND NOT e.deleted AND e.end_time IS NOT NULL
+  AND e.start_time >= %s::timestamptz - interval '48 hours' AND e.start_time < %s AND e.end_time > %s
+ORDER BY e.start_time, e.entry_id
+"""
+
+
+def sql_ceiling(database_url: str, user: str, calls: int) -> dict:
+    """The ceiling: the same rows fetched straight from reporting's database."""
+    start, end = datetime(2024, 12, 31, 23, tzinfo=UTC), datetime(2025, 12, 31, 23, tzinfo=UTC)
+    params = (user, start, end, start)
+    with psycopg.connect(database_url) as conn:
+        for _ in range(5):
+            rows = conn.execute(TIMESHEET_ROWS, params).fetchall()
+        latencies = []
+        for _ in range(calls):
+            began = time.perf_counter()
+            rows = conn.execute(TIMESHEET_ROWS, params).fetchall()
+            latencies.append(time.perf_counter() - began)
+    return {
+        "what": "the same SELECT with psycopg",
+        "rows": len(rows),
+        "latency": summary_ms(latencies, scale=1000),
+    }
+
+
+def print_result(result: dict) -> None:
+    r = result["latency"]
+    print(
+        f"GetTimesheet for a year ({result['entries']} entries, {result['days']} days, "
+        f"{result['response_bytes']} bytes), {r['count']} calls: p50 {r['p50_ms']} ms, "
+        f"p90 {r['p90_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
+    )
+    c = result["ceiling"]["latency"]
+    print(f"  ceiling, the same rows by SQL: p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms")
 
 
 def main() -> int:
@@ -98,13 +146,8 @@ def main() -> int:
     with ExitStack() as cleanup:
         t = target(args.existing, cleanup)
         result = asyncio.run(measure(t, args.entries, args.calls))
-    result["when"] = datetime.now(UTC).isoformat()
-    r = result["latency"]
-    print(
-        f"GetTimesheet for a year ({result['entries']} entries, {result['days']} days, "
-        f"{result['response_bytes']} bytes), {r['count']} calls: p50 {r['p50_ms']} ms, "
-        f"p90 {r['p90_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
-    )
+        result["machine"] = machine_info(t.database_url)
+    print_result(result)
     print(f"written to {write_result('timesheet_year', result)}")
     return 0
 

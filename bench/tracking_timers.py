@@ -1,4 +1,5 @@
-"""StartTimer/StopTimer throughput and latency over gRPC at a fixed concurrency.
+"""StartTimer/StopTimer throughput and latency over gRPC at a fixed concurrency, next to
+the same transactions driven by pgbench straight at PostgreSQL (the ceiling).
 
 Each virtual user is a real user (a project member, created through the
 projects API) that starts a timer and stops it, again and again, for the
@@ -12,57 +13,137 @@ With its own stack it uses the local runner's test profile (move it with
 TT_TEST_PORT_OFFSET / TT_TEST_STATE_DIR), fresh databases, and stops exactly
 what it started. A cycle stopped within 60 s is discarded by the product's
 rules; that is the path measured (the stop transaction still locks, deletes
-and audits the entry).
+and audits the entry). The pgbench ceiling runs the same statements against
+tracking's database: the start (INSERT .. ON CONFLICT DO NOTHING on the running
+timer index, under the overlap EXCLUDE constraint, plus its audit row) and the
+discarding stop (SELECT .. FOR UPDATE, DELETE, audit row), with the same
+number of clients, prepared statements, one cycle per pgbench transaction.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import statistics
+import re
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import percentile, start_own_stack  # noqa: E402
+from benchkit import (  # noqa: E402
+    cpu_between,
+    idle_cpu_ms_per_s,
+    machine_info,
+    per_op_ms,
+    service_pids,
+    start_own_stack,
+    summary_ms,
+    write_result,
+)
 
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
 from timetracking.projects.v1 import projects_pb2_grpc  # noqa: E402
 from timetracking.tracking.v1 import tracking_pb2 as tpb  # noqa: E402
 from timetracking.tracking.v1 import tracking_pb2_grpc  # noqa: E402
+from ttlocal import postgres  # noqa: E402
 from ttlocal.config import StackConfig  # noqa: E402
+
+# One pgbench transaction = one start+stop cycle of this client's own user (client_id -> uuid).
+PGBENCH_CYCLE = r"""BEGIN;
+INSERT INTO time_entries (entry_id, user_id, project_id, description, start_time, is_billable,
+  hourly_rate, currency, tags, created_at, updated_at)
+  VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid,
+  '6f1e0f3c-0000-4000-8000-000000000001', '', clock_timestamp(), true, 100.00, 'EUR', '{}', now(), now())
+  ON CONFLICT (user_id) WHERE end_time IS NULL DO NOTHING
+  RETURNING entry_id, to_jsonb(time_entries) AS snap \gset
+INSERT INTO entry_audit (entry_id, actor_user_id, action, before, after)
+  VALUES (:entry_id, ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid,
+  'timer_started', NULL, :snap);
+END;
+BEGIN;
+SELECT entry_id AS running, version, to_jsonb(t) AS before FROM time_entries t
+  WHERE user_id = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid
+  AND end_time IS NULL FOR UPDATE \gset
+DELETE FROM time_entries WHERE entry_id = :running AND version = :version AND invoice_id IS NULL
+  RETURNING entry_id;
+INSERT INTO entry_audit (entry_id, actor_user_id, action, before, after)
+  VALUES (:running, ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid,
+  'timer_discarded', :before, NULL);
+END;
+"""
+
+
+def pgbench_ceiling(tracking_db: str, concurrency: int, duration_s: float) -> dict:
+    """The start+stop cycle's SQL alone, pgbench at the same concurrency: cycles/s and cycle latency."""
+    binary = postgres.bin_dir() / "pgbench"
+    url = urlsplit(tracking_db.replace("postgresql+psycopg", "postgresql"))
+    with tempfile.TemporaryDirectory(prefix="tt-pgbench-") as tmp:
+        script = Path(tmp) / "cycle.sql"
+        script.write_text(PGBENCH_CYCLE)
+        cmd = [
+            str(binary),
+            "-n",  # no vacuum of pgbench's own tables (there are none)
+            "-M",
+            "prepared",
+            "-c",
+            str(concurrency),
+            "-j",
+            str(min(concurrency, os.cpu_count() or 1)),
+            "-T",
+            str(max(1, round(duration_s))),
+            "-f",
+            str(script),
+            "-l",
+            "--log-prefix",
+            str(Path(tmp) / "tx"),
+            "-h",
+            url.hostname or "127.0.0.1",
+            "-p",
+            str(url.port),
+            "-U",
+            url.username or "postgres",
+            url.path.lstrip("/"),
+        ]
+        env = {**os.environ, "PGPASSWORD": url.password or ""}
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"pgbench failed ({out.returncode}):\n{out.stderr[-2000:]}")
+        tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
+        failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+        latencies_ms = []
+        for log in Path(tmp).glob("tx.*"):
+            for line in log.read_text().splitlines():
+                fields = line.split()
+                if len(fields) > 2 and fields[2].isdigit():
+                    latencies_ms.append(int(fields[2]) / 1000)
+    return {
+        "tool": "pgbench -M prepared",
+        "concurrency": concurrency,
+        "duration_s": max(1, round(duration_s)),
+        "cycles_per_s": round(float(tps.group(1)), 1) if tps else None,
+        "failed": int(failed.group(1)) if failed else 0,
+        "cycle": summary_ms(latencies_ms),
+    }
 
 
 @dataclass
 class Samples:
     start_ms: list[float] = field(default_factory=list)
     stop_ms: list[float] = field(default_factory=list)
+    cycle_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     cycles: int = 0
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "count": len(values),
-        "p50_ms": round(percentile(values, 50), 2),
-        "p90_ms": round(percentile(values, 90), 2),
-        "p99_ms": round(percentile(values, 99), 2),
-        "max_ms": round(max(values), 2) if values else float("nan"),
-        "mean_ms": round(statistics.fmean(values), 2) if values else float("nan"),
-    }
 
 
 async def make_users(projects: projects_pb2_grpc.ProjectsServiceStub, n: int) -> tuple[str, list[str]]:
@@ -119,12 +200,19 @@ async def virtual_user(
         if t0 >= measure_from and t2 <= until:
             samples.start_ms.append((t1 - t0) * 1000)
             samples.stop_ms.append((t2 - t1) * 1000)
+            samples.cycle_ms.append((t2 - t0) * 1000)
             samples.cycles += 1
 
 
 async def run_load(
-    tracking_target: str, projects_target: str, concurrency: int, duration_s: float, warmup_s: float
+    tracking_target: str,
+    projects_target: str,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    pids: list[int] | None = None,
 ) -> dict:
+    """The closed loop; `pids` (tracking's and projects') give the CPU they spend per cycle."""
     async with (
         grpc.aio.insecure_channel(projects_target) as pch,
         grpc.aio.insecure_channel(tracking_target) as tch,
@@ -132,8 +220,10 @@ async def run_load(
         project_id, users = await make_users(projects_pb2_grpc.ProjectsServiceStub(pch), concurrency)
         tracking = tracking_pb2_grpc.TrackingServiceStub(tch)
         samples = Samples()
+        idle = await idle_cpu_ms_per_s(pids or [])
         now = time.perf_counter()
         measure_from, until = now + warmup_s, now + warmup_s + duration_s
+        cpu = asyncio.create_task(cpu_between(pids or [], measure_from, until))
         await asyncio.gather(
             *(virtual_user(tracking, u, project_id, until, measure_from, samples) for u in users)
         )
@@ -144,10 +234,39 @@ async def run_load(
         "cycles": samples.cycles,
         "cycles_per_s": round(samples.cycles / duration_s, 1),
         "calls_per_s": round(2 * samples.cycles / duration_s, 1),
-        "start_timer": summary(samples.start_ms),
-        "stop_timer": summary(samples.stop_ms),
+        "server_idle_cpu_ms_per_s": idle,
+        "server_cpu_ms_per_cycle": per_op_ms(cpu_s := await cpu, samples.cycles),
+        "server_cpu_ms_per_cycle_net_of_idle": per_op_ms(
+            cpu_s, samples.cycles, idle_ms_per_s=idle, seconds=duration_s
+        ),
+        "start_timer": summary_ms(samples.start_ms),
+        "stop_timer": summary_ms(samples.stop_ms),
+        "cycle": summary_ms(samples.cycle_ms),
         "errors": samples.errors,
     }
+
+
+def print_result(result: dict) -> None:
+    errors = result["errors"] or "none"
+    print(
+        f"\nStartTimer+StopTimer at concurrency {result['concurrency']}, "
+        f"{result['duration_s']:.0f} s measured:\n"
+        f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}, "
+        f"tracking+projects CPU {result['server_cpu_ms_per_cycle']} ms/cycle "
+        f"({result['server_cpu_ms_per_cycle_net_of_idle']} net of "
+        f"{result['server_idle_cpu_ms_per_s']} ms/s idle)"
+    )
+    for name in ("start_timer", "stop_timer"):
+        m = result[name]
+        quantiles = "  ".join(f"{q} {m.get(q + '_ms', '-')} ms" for q in ("p50", "p90", "p99", "max"))
+        print(f"  {name:11s} {quantiles}")
+    c = result.get("ceiling")
+    if c:
+        cycle = c["cycle"]
+        print(
+            f"  ceiling, the same SQL by pgbench: {c['cycles_per_s']} cycles/s, cycle p50 "
+            f"{cycle.get('p50_ms', '-')} ms p99 {cycle.get('p99_ms', '-')} ms, failed {c['failed']}"
+        )
 
 
 def main() -> int:
@@ -157,16 +276,17 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=20, help="virtual users (default 20)")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default 3)")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the pgbench ceiling")
     parser.add_argument(
         "--existing", metavar="PROFILE", choices=["dev", "test"], help="use this profile's running stack"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
     cfg = StackConfig.load(args.existing or "test")
     with ExitStack() as cleanup:
+        tracking_db = cfg.database_url("tracking")
         if not args.existing:
-            start_own_stack(cfg, cleanup)
+            tracking_db = start_own_stack(cfg, cleanup).databases["tracking"]
         result = asyncio.run(
             run_load(
                 cfg.grpc_target("tracking"),
@@ -174,27 +294,18 @@ def main() -> int:
                 args.concurrency,
                 args.duration,
                 args.warmup,
+                list(service_pids(cfg, ["tracking", "projects"]).values()),
             )
         )
+        if not args.no_ceiling:
+            result["ceiling"] = pgbench_ceiling(tracking_db, args.concurrency, args.duration)
+        result["machine"] = machine_info(tracking_db, cfg)
     result |= {
         "benchmark": "tracking_timers",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
         "target": {"tracking": cfg.grpc_target("tracking"), "projects": cfg.grpc_target("projects")},
     }
-    errors = result["errors"] or "none"
-    print(
-        f"\nStartTimer+StopTimer at concurrency {args.concurrency}, {args.duration:.0f} s measured:\n"
-        f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}"
-    )
-    for name in ("start_timer", "stop_timer"):
-        m = result[name]
-        quantiles = "  ".join(f"{q} {m[q + '_ms']} ms" for q in ("p50", "p90", "p99", "max"))
-        print(f"  {name:11s} {quantiles}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"tracking_timers-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"  written to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    print_result(result)
+    print(f"  written to {write_result('tracking_timers', result)}")
     return 0
 
 

@@ -1,15 +1,17 @@
 """Invoice generation for many entries, and PDF rendering for long invoices.
 
-    .venv/bin/python bench/invoicing.py                       # own stack (test profile), 1k/10k/100k entries
-    .venv/bin/python bench/invoicing.py --entries 1000 10000  # fewer sizes
-    .venv/bin/python bench/invoicing.py --existing dev        # against `make up`'s stack
+    .venv/bin/python bench/invoice_generation.py                 # own stack (test profile), 1k/10k/100k
+    .venv/bin/python bench/invoice_generation.py --entries 1000  # fewer sizes
+    .venv/bin/python bench/invoice_generation.py --existing dev  # against `make up`'s stack
 
 Generation: the entries are bulk-loaded into tracking's database (setup, not
 measured), then one GenerateInvoice over gRPC is timed end to end: tracking's
 atomic claim, the lines, the totals and the saved draft. Ceiling, same run: the
 claim's UPDATE alone, straight at PostgreSQL, for the same number of rows.
 PDF: the real template rendered by WeasyPrint in this process, for invoices of
-1, 10 and 50 pages.
+1, 10 and 50 pages (after one warm-up render of a one-page invoice). Ceiling,
+same run: a minimal WeasyPrint document of the same page count (plain tables
+with the same number of rows, no stylesheet).
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import platform
 import sys
 import time
 import uuid
@@ -34,7 +34,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import start_own_stack, write_result  # noqa: E402
+from benchkit import machine_info, ratio, start_own_stack, write_result  # noqa: E402
 
 from timetracking.common.v1 import types_pb2  # noqa: E402
 from timetracking.invoicing.v1 import invoicing_pb2 as ipb  # noqa: E402
@@ -152,7 +152,7 @@ async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int])
                     "entries": n,
                     "generate_s": round(elapsed, 3),
                     "ceiling_claim_update_s": round(ceiling, 3),
-                    "ratio_to_ceiling": round(elapsed / ceiling, 1),
+                    "ratio_to_ceiling": round(ratio(elapsed, ceiling, "lower") or 0, 1),
                     "lines": len(invoice.lines),
                     "total": invoice.total,
                 }
@@ -164,53 +164,97 @@ async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int])
     return results
 
 
+def invoice_pdf_context(n_lines: int) -> dict:
+    """The real template's context for an invoice of `n_lines` lines."""
+    from invoicing.pdf import invoice_context
+
+    lines = [
+        SimpleNamespace(
+            description=f"Task {i}: feature work",
+            entry_ids=[1] * 3,
+            seconds=3600 + i,
+            hourly_rate=Decimal("120.50"),
+            amount=Decimal("120.53"),
+        )
+        for i in range(n_lines)
+    ]
+    invoice = SimpleNamespace(
+        currency="EUR",
+        number="INV-2026-000001",
+        invoice_date=date.today(),
+        due_date=date.today(),
+        payment_terms_days=14,
+        period_start=datetime(2026, 1, 1, tzinfo=UTC),
+        period_end=datetime(2026, 2, 1, tzinfo=UTC),
+        subtotal=Decimal("1000"),
+        tax_rate=Decimal("19"),
+        tax=Decimal("190"),
+        total=Decimal("1190"),
+    )
+    return invoice_context(
+        invoice,
+        lines,
+        client=SimpleNamespace(name="Acme", billing_address="Street 1"),
+        project_name="Bench",
+        seller={"name": "Agency", "address": "Road 2", "tax_id": "", "bank_details": ""},
+    )
+
+
 def bench_pdf(pages: list[int]) -> list[dict]:
-    sys.path.insert(0, str(ROOT / "services" / "invoicing"))
+    """The real template for invoices of about `pages` pages, each beside a minimal document."""
     from pypdf import PdfReader
 
-    from invoicing.pdf import invoice_context, render_pdf
+    from invoicing.pdf import render_pdf
 
+    # Warm-up, once: fonts, the template and WeasyPrint's caches (a one-page invoice suffices).
+    render_pdf(invoice_pdf_context(11))
+    minimal_pdf(1, 11)
     results = []
     for target in pages:
         n_lines = max(1, target * 21 - 10)  # about 21 lines a page after the first page's header blocks
-        lines = [
-            SimpleNamespace(
-                description=f"Task {i}: feature work",
-                entry_ids=[1] * 3,
-                seconds=3600 + i,
-                hourly_rate=Decimal("120.50"),
-                amount=Decimal("120.53"),
-            )
-            for i in range(n_lines)
-        ]
-        invoice = SimpleNamespace(
-            currency="EUR",
-            number="INV-2026-000001",
-            invoice_date=date.today(),
-            due_date=date.today(),
-            payment_terms_days=14,
-            period_start=datetime(2026, 1, 1, tzinfo=UTC),
-            period_end=datetime(2026, 2, 1, tzinfo=UTC),
-            subtotal=Decimal("1000"),
-            tax_rate=Decimal("19"),
-            tax=Decimal("190"),
-            total=Decimal("1190"),
-        )
-        ctx = invoice_context(
-            invoice,
-            lines,
-            client=SimpleNamespace(name="Acme", billing_address="Street 1"),
-            project_name="Bench",
-            seller={"name": "Agency", "address": "Road 2", "tax_id": "", "bank_details": ""},
-        )
-        render_pdf(ctx)  # warm-up: fonts and template caches
-        t0 = time.perf_counter()
+        ctx = invoice_pdf_context(n_lines)
+        t0, cpu0 = time.perf_counter(), time.process_time()
         pdf = render_pdf(ctx)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         got = len(PdfReader(io.BytesIO(pdf)).pages)
-        results.append({"pages": got, "lines": n_lines, "render_s": round(elapsed, 3), "bytes": len(pdf)})
-        print(f"  {got:>3} pages ({n_lines} lines): {elapsed:5.2f} s, {len(pdf) // 1024} KiB")
+        ceiling_s, ceiling_pages = minimal_pdf(got, n_lines)
+        results.append(
+            {
+                "pages": got,
+                "lines": n_lines,
+                "render_s": round(elapsed, 3),
+                "render_cpu_s": round(cpu, 3),  # this process's CPU: what other load barely moves
+                "bytes": len(pdf),
+                "ceiling_minimal_pdf_s": round(ceiling_s, 3),
+                "ceiling_pages": ceiling_pages,
+            }
+        )
+        print(
+            f"  {got:>3} pages ({n_lines} lines): {elapsed:5.2f} s (CPU {cpu:5.2f} s), {len(pdf) // 1024} KiB"
+            f"  (minimal WeasyPrint document of {ceiling_pages} pages: {ceiling_s:5.2f} s)"
+        )
     return results
+
+
+def minimal_pdf(pages: int, rows: int) -> tuple[float, int]:
+    """The PDF ceiling: WeasyPrint alone, `pages` pages of plain tables holding `rows` rows in all."""
+    from pypdf import PdfReader
+    from weasyprint import HTML
+
+    per_page = -(-rows // pages)
+    body = "".join(
+        '<table style="page-break-after: always">'
+        + "".join(
+            f"<tr><td>Task {i}: feature work</td><td>1:00</td><td>120.50</td><td>120.53</td></tr>"
+            for i in range(p * per_page, min(rows, (p + 1) * per_page))
+        )
+        + "</table>"
+        for p in range(pages)
+    )
+    t0 = time.perf_counter()
+    pdf = HTML(string=f"<html><body>{body}</body></html>").write_pdf()
+    elapsed = time.perf_counter() - t0
+    return elapsed, len(PdfReader(io.BytesIO(pdf)).pages)
 
 
 def main() -> int:
@@ -222,21 +266,20 @@ def main() -> int:
     parser.add_argument("--existing", metavar="PROFILE", choices=["dev", "test"])
     args = parser.parse_args()
     cfg = StackConfig.load(args.existing or "test")
-    result: dict = {
-        "benchmark": "invoicing",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
-    }
+    result: dict = {"benchmark": "invoicing"}
     print("PDF rendering (WeasyPrint, in process):")
     result["pdf"] = bench_pdf(args.pages)
     if args.entries:
         with ExitStack() as cleanup:
-            urls = start_own_stack(cfg, cleanup) if not args.existing else None
-            tracking_db = (urls or {}).get("tracking") or cfg.database_url("tracking")
+            tracking_db = cfg.database_url("tracking")
+            if not args.existing:
+                tracking_db = start_own_stack(cfg, cleanup).databases["tracking"]
+            tracking_db = tracking_db.replace("postgresql+psycopg", "postgresql")
             print("Invoice generation (GenerateInvoice over gRPC, claim included):")
-            result["generation"] = asyncio.run(
-                bench_generation(cfg, tracking_db.replace("postgresql+psycopg", "postgresql"), args.entries)
-            )
+            result["generation"] = asyncio.run(bench_generation(cfg, tracking_db, args.entries))
+            result["machine"] = machine_info(tracking_db, cfg)
+    else:
+        result["machine"] = machine_info(cfg=cfg)
     print(f"  written to {write_result('invoicing', result)}")
     return 0
 
