@@ -5,7 +5,7 @@ VENV   := .venv/bin
 PYTEST_ARGS ?=
 SERVICES := projects tracking reporting invoicing gateway
 
-.PHONY: up down status logs test test-unit lint protos install down-test
+.PHONY: up down status logs test test-unit lint protos install down-test check-consistency
 
 up:            ## install what is missing, start infrastructure and the five services
 	$(STACK) up
@@ -34,7 +34,10 @@ test-unit: install  ## only the tests that need no infrastructure
 down-test:     ## stop a test-profile stack left behind by an interrupted run
 	$(STACK) --profile test down
 
+check-consistency:  ## compare tracking, reporting and invoicing on `make up`'s stack (CHECK_ARGS="--settle-seconds 30 --json")
+	eval "$$($(STACK) env)" && $(VENV)/python -m consistency $(CHECK_ARGS)
+
 lint: install  ## ruff (lint + format check) and mypy
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy libs/common/tt_common $(foreach s,$(SERVICES),services/$(s)/$(s)) deploy/local/ttlocal
+	$(VENV)/mypy libs/common/tt_common $(foreach s,$(SERVICES),services/$(s)/$(s)) deploy/local/ttlocal tools/consistency/consistency

@@ -77,6 +77,10 @@ class StackConfig:
     s3_bucket: str = "invoices"
     pg_user: str = "timetracking"
     pg_password: str = "timetracking"
+    # Which services this stack runs, and where its pid/log files live when not the profile's
+    # default: tests start a second, isolated set of service processes beside the session's.
+    services: tuple[str, ...] = SERVICES
+    state_dir_override: Path | None = None
 
     @classmethod
     def load(cls, profile: str = "dev") -> StackConfig:
@@ -97,6 +101,8 @@ class StackConfig:
     # --- directories -----------------------------------------------------
     @property
     def state_dir(self) -> Path:
+        if self.state_dir_override is not None:
+            return self.state_dir_override
         override = os.environ.get(f"{_env_prefix(self.profile)}STATE_DIR")
         return Path(override) if override else self.root / ".local" / self.profile
 
