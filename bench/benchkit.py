@@ -28,10 +28,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def start_own_stack(
-    cfg: StackConfig, cleanup: ExitStack, extra_env: dict[str, str] | None = None
+def own_databases(
+    cfg: StackConfig, cleanup: ExitStack, only: tuple[str, ...] = DATABASE_SERVICES
 ) -> dict[str, str]:
-    """Infrastructure, fresh databases and the five services; all stopped again on exit.
+    """Infrastructure and fresh, migrated databases (`only` some services'); all gone again on exit.
 
     Returns the database URLs. Uses the profile's ports (move them with
     TT_TEST_PORT_OFFSET) and stops only what it started.
@@ -49,7 +49,7 @@ def start_own_stack(
 
     cleanup.callback(stop_infra)
     suffix = uuid.uuid4().hex[:8]
-    dbs = {s: f"{s}_bench{suffix}" for s in DATABASE_SERVICES}
+    dbs = {s: f"{s}_bench{suffix}" for s in only}
     admin = cfg.database_url("postgres", "postgres").replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
         for db in dbs.values():
@@ -62,7 +62,19 @@ def start_own_stack(
 
     cleanup.callback(drop_dbs)
     urls = {s: cfg.database_url(s, db) for s, db in dbs.items()}
-    services.migrate(cfg, urls)
+    services.migrate(cfg, urls, only)
+    return urls
+
+
+def start_own_stack(
+    cfg: StackConfig, cleanup: ExitStack, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Infrastructure, fresh databases and the five services; all stopped again on exit.
+
+    Returns the database URLs. Uses the profile's ports (move them with
+    TT_TEST_PORT_OFFSET) and stops only what it started.
+    """
+    urls = own_databases(cfg, cleanup)
     env = {f"{s.upper()}_DATABASE_URL": url for s, url in urls.items()}
     env |= {f"{s.upper()}_LOG_LEVEL": "WARNING" for s in SERVICES}
     env |= extra_env or {}
