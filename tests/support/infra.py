@@ -258,7 +258,7 @@ def isolated_stack(
         for key in (name, f"{name}_metrics"):
             ports[key] = session_cfg.ports[key] + port_shift
     cfg = dataclasses.replace(
-        session_cfg, ports=ports, services=only, state_dir_override=session_cfg.state_dir / "isolated" / label
+        session_cfg, ports=ports, services=only, services_state_dir=session_cfg.state_dir / "isolated" / label
     )
     with fresh_databases(infra, session_cfg, label, tuple(s for s in DATABASE_SERVICES if s in only)) as dbs:
         env = service_overrides(infra, dbs, f"{label}-{uuid.uuid4().hex[:8]}")

@@ -10,23 +10,13 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.support.infra import Infra, fresh_databases
-from ttlocal.config import StackConfig
-
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def constraints_database(infra: Infra, test_stack_config: StackConfig) -> Iterator[str]:
-    """Rows inserted behind the service's back (no events, no audit) live in their own database,
-    not the session's, whose entries the end-of-session consistency check compares with reporting."""
-    with fresh_databases(infra, test_stack_config, "constraints", only=("tracking",)) as urls:
-        yield urls["tracking"].replace("postgresql+psycopg", "postgresql")
-
-
 @pytest.fixture
-def conn(constraints_database: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(constraints_database, autocommit=True) as c:
+def conn(session_databases: dict[str, str]) -> Iterator[psycopg.Connection]:
+    url = session_databases["tracking"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url, autocommit=True) as c:
         yield c
 
 
