@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 SERVICES := projects tracking reporting invoicing gateway
 
-.PHONY: up down status logs test test-unit lint protos install down-test bench bench-quick
+.PHONY: up down status logs test test-unit lint protos install down-test bench bench-quick check-consistency
 
 up:            ## install what is missing, start infrastructure and the five services
 	$(STACK) up
@@ -41,8 +41,11 @@ bench-quick: install  ## a few-minute smoke of every benchmark (table in bench/r
 down-test:     ## stop a test-profile stack left behind by an interrupted run
 	$(STACK) --profile test down
 
+check-consistency:  ## compare tracking, reporting and invoicing on `make up`'s stack (CHECK_ARGS="--settle-seconds 30 --json")
+	eval "$$($(STACK) env)" && $(VENV)/python -m consistency $(CHECK_ARGS)
+
 lint: install  ## ruff (lint + format check) and mypy
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy libs/common/tt_common $(foreach s,$(SERVICES),services/$(s)/$(s)) deploy/local/ttlocal
+	$(VENV)/mypy libs/common/tt_common $(foreach s,$(SERVICES),services/$(s)/$(s)) deploy/local/ttlocal tools/consistency/consistency
 	$(VENV)/mypy bench/*.py

@@ -430,6 +430,16 @@ def fresh_databases(
     return {s: cfg.database_url(s, db) for s, db in dbs.items()}
 
 
+def own_databases(
+    cfg: StackConfig, cleanup: ExitStack, only: tuple[str, ...] = DATABASE_SERVICES
+) -> dict[str, str]:
+    """The profile's PostgreSQL and fresh, migrated databases of `only` these services; gone on exit."""
+    start_infra(cfg, cleanup, ["postgres"])
+    urls = fresh_databases(cfg, cleanup, uuid.uuid4().hex[:8], only)
+    services.migrate(cfg, urls, only)
+    return urls
+
+
 def start_own_stack(
     cfg: StackConfig, cleanup: ExitStack, extra_env: dict[str, str] | None = None
 ) -> OwnStack:

@@ -12,10 +12,12 @@ uuid-named Kafka topics where a test needs isolation.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 
 from ttlocal import cli as stack  # noqa: E402
 from ttlocal import proc  # noqa: E402
-from ttlocal.config import DATABASE_SERVICES, StackConfig  # noqa: E402
+from ttlocal.config import DATABASE_SERVICES, SERVICES, StackConfig  # noqa: E402
 
 
 @dataclass
@@ -151,24 +153,33 @@ def _admin(infra: Infra):
     return psycopg.connect(infra.database_url("postgres", driver="postgresql"), autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def session_databases(infra: Infra, test_stack_config: StackConfig) -> Iterator[dict[str, str]]:
-    """A fresh database per service for this session, migrated by Alembic; dropped afterwards."""
+@contextmanager
+def fresh_databases(
+    infra: Infra, cfg: StackConfig, label: str, only: tuple[str, ...] = DATABASE_SERVICES
+) -> Iterator[dict[str, str]]:
+    """New databases (`only` some services'), migrated by Alembic; dropped on exit."""
     from ttlocal import services
 
     suffix = uuid.uuid4().hex[:8]
-    names = {s: f"{s}_t{suffix}" for s in DATABASE_SERVICES}
+    names = {s: f"{s}_{label}{suffix}" for s in only}
     with _admin(infra) as conn:
         for db in names.values():
             conn.execute(f'CREATE DATABASE "{db}"')
-    urls = {s: infra.database_url(db) for s, db in names.items()}
-    services.migrate(test_stack_config, urls)
     try:
+        urls = {s: infra.database_url(db) for s, db in names.items()}
+        services.migrate(cfg, urls, only)
         yield urls
     finally:
         with _admin(infra) as conn:
             for db in names.values():
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def session_databases(infra: Infra, test_stack_config: StackConfig) -> Iterator[dict[str, str]]:
+    """A fresh database per service for this session, migrated by Alembic; dropped afterwards."""
+    with fresh_databases(infra, test_stack_config, "t") as urls:
+        yield urls
 
 
 @pytest.fixture
@@ -204,6 +215,7 @@ class RunningStack:
     gateway_url: str
     config: StackConfig
     env: dict[str, str]
+    databases: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
@@ -219,6 +231,40 @@ def running_services(
     try:
         # Inside the try: when one service fails to start, the others it started are stopped too.
         services.start(cfg, env)
-        yield RunningStack(cfg.gateway_url, cfg, env)
+        yield RunningStack(cfg.gateway_url, cfg, env, session_databases)
     finally:
         services.stop(cfg)
+
+
+@contextmanager
+def isolated_stack(
+    infra: Infra, session_cfg: StackConfig, label: str, port_shift: int, only: tuple[str, ...] = SERVICES
+) -> Iterator[RunningStack]:
+    """A second set of service processes (`only` some), on their own databases and topics.
+
+    For tests that write what the product never would — synthetic events, corrupted rows —
+    so that the session's shared databases stay what the services made them, which the
+    consistency check at the end of the session verifies.
+
+    The services listen `port_shift` (1-99) above the session's ports: inside the gap the
+    runner leaves between port offsets (steps of 100), so no other stack is hit. Isolated
+    stacks alive at the same time need different shifts.
+    """
+    from ttlocal import services
+
+    assert 0 < port_shift < 100, "a shift of 100 or more reaches the next offset's ports"
+    ports = dict(session_cfg.ports)
+    for name in SERVICES:
+        for key in (name, f"{name}_metrics"):
+            ports[key] = session_cfg.ports[key] + port_shift
+    cfg = dataclasses.replace(
+        session_cfg, ports=ports, services=only, services_state_dir=session_cfg.state_dir / "isolated" / label
+    )
+    with fresh_databases(infra, session_cfg, label, tuple(s for s in DATABASE_SERVICES if s in only)) as dbs:
+        env = service_overrides(infra, dbs, f"{label}-{uuid.uuid4().hex[:8]}")
+        services.stop(cfg)  # leftovers of an interrupted run hold the ports
+        try:
+            services.start(cfg, env)
+            yield RunningStack(cfg.gateway_url, cfg, env, dbs)
+        finally:
+            services.stop(cfg)

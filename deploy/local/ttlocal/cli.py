@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import kafka, postgres, proc, python_env, redis, seaweed, services, tools
-from .config import SERVICES, StackConfig
+from .config import DATABASE_SERVICES, SERVICES, StackConfig
 
 INFRA = (("postgres", postgres), ("redis", redis), ("kafka", kafka), ("seaweed", seaweed))
 
@@ -67,6 +67,8 @@ def env(cfg: StackConfig) -> None:
         "TT_S3_ACCESS_KEY": cfg.s3_access_key,
         "TT_S3_SECRET_KEY": cfg.s3_secret_key,
         "TT_GATEWAY_URL": cfg.gateway_url,
+        # The services' own variables, for commands that read their databases (python -m consistency).
+        **{f"{s.upper()}_DATABASE_URL": cfg.database_url(s) for s in DATABASE_SERVICES},
     }
     for k, v in values.items():
         print(f"export {k}={v}")

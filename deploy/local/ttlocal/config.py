@@ -77,6 +77,11 @@ class StackConfig:
     s3_bucket: str = "invoices"
     pg_user: str = "timetracking"
     pg_password: str = "timetracking"
+    # Which services this stack runs, and where their pid and log files live when not in the
+    # profile's state directory: tests start a second, isolated set of service processes beside
+    # the session's, on the same infrastructure (whose pid files stay where they are).
+    services: tuple[str, ...] = SERVICES
+    services_state_dir: Path | None = None
 
     @classmethod
     def load(cls, profile: str = "dev") -> StackConfig:
@@ -116,11 +121,16 @@ class StackConfig:
     def data_dir(self, name: str) -> Path:
         return self.state_dir / "data" / name
 
+    def _dir_of(self, name: str) -> Path:
+        if self.services_state_dir is not None and name in SERVICES:
+            return self.services_state_dir
+        return self.state_dir
+
     def pid_file(self, name: str) -> Path:
-        return self.pid_dir / f"{name}.pid"
+        return self._dir_of(name) / "pids" / f"{name}.pid"
 
     def log_file(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
+        return self._dir_of(name) / "logs" / f"{name}.log"
 
     @property
     def pg_data_dir(self) -> Path:
@@ -206,6 +216,9 @@ class StackConfig:
     def ensure_dirs(self) -> None:
         for d in (self.state_dir, self.log_dir, self.pid_dir, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
+        if self.services_state_dir is not None:
+            for sub in ("pids", "logs"):
+                (self.services_state_dir / sub).mkdir(parents=True, exist_ok=True)
 
 
 def _traversable_by_others(path: Path) -> bool:

@@ -9,13 +9,15 @@ import urllib.request
 from functools import partial
 
 from . import proc
-from .config import DATABASE_SERVICES, SERVICES, StackConfig
+from .config import DATABASE_SERVICES, StackConfig
 from .python_env import venv_python
 
 
-def migrate(cfg: StackConfig, databases: dict[str, str] | None = None) -> None:
-    """`alembic upgrade head` for every service database (URLs overridable for tests)."""
-    for service in DATABASE_SERVICES:
+def migrate(
+    cfg: StackConfig, databases: dict[str, str] | None = None, only: tuple[str, ...] = DATABASE_SERVICES
+) -> None:
+    """`alembic upgrade head` for every service database, or `only` some (URLs overridable for tests)."""
+    for service in only:
         url = (databases or {}).get(service) or cfg.database_url(service)
         result = subprocess.run(
             [
@@ -47,7 +49,8 @@ def _gateway_ready(cfg: StackConfig) -> bool:
 
 
 def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None:
-    for service in SERVICES:
+    """Start the stack's services (all five unless cfg.services says fewer); wait until they serve."""
+    for service in cfg.services:
         port = cfg.port(service)
         if proc.running_pid(cfg, service):
             proc.log(f"{service} already running on 127.0.0.1:{port}")
@@ -59,15 +62,16 @@ def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None
             )
         env = {**cfg.service_env(service), **(env_overrides or {})}
         proc.spawn(cfg, service, [str(venv_python(cfg)), "-m", service], env=env, cwd=cfg.root)
-    for service in SERVICES:
+    for service in cfg.services:
         proc.wait_until(partial(proc.port_open, cfg.port(service)), service, 60, cfg=cfg, name=service)
-    proc.wait_until(lambda: _gateway_ready(cfg), "gateway /readyz", 90, cfg=cfg, name="gateway")
+    if "gateway" in cfg.services:
+        proc.wait_until(lambda: _gateway_ready(cfg), "gateway /readyz", 90, cfg=cfg, name="gateway")
     proc.log("services ready")
 
 
 def stop(cfg: StackConfig) -> None:
     # The gateway first, so no new work arrives while the services drain.
-    for service in reversed(SERVICES):
+    for service in reversed(cfg.services):
         if proc.stop(cfg, service, timeout=30):
             proc.log(f"{service} stopped")
 

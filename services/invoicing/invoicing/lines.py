@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -107,6 +108,14 @@ class Totals:
 
 
 def totals(lines: list[Line], tax_rate_percent: Decimal, currency: str) -> Totals:
-    subtotal = sum((line.amount for line in lines), Decimal(0))
+    return totals_of_amounts([line.amount for line in lines], tax_rate_percent, currency)
+
+
+def totals_of_amounts(amounts: Iterable[Decimal], tax_rate_percent: Decimal, currency: str) -> Totals:
+    """Subtotal, tax (rounded once, on the subtotal) and total of line amounts.
+
+    The consistency checker recomputes stored invoices with it, so the rule lives once.
+    """
+    subtotal = sum(amounts, Decimal(0))
     tax = round_half_up(Fraction(subtotal) * Fraction(tax_rate_percent) / 100, currency)
     return Totals(subtotal, tax, subtotal + tax)

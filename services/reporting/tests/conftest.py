@@ -1,5 +1,5 @@
-"""Fixtures for reporting's integration tests: a producer onto the running stack's topics,
-the reporting gRPC stub, and direct access to reporting's database for what no API shows."""
+"""Fixtures for reporting's integration tests: an isolated reporting process, a producer onto
+its topics, the reporting gRPC stub, and direct access to its database for what no API shows."""
 
 from __future__ import annotations
 
@@ -10,9 +10,24 @@ import psycopg
 import pytest
 from reporting_testkit import EventWriter, Topics
 
-from tests.support.infra import Infra, RunningStack
+from tests.support.infra import Infra, RunningStack, isolated_stack
 from timetracking.reporting.v1 import reporting_pb2_grpc
 from tt_common.kafka import ensure_topics, make_producer
+from ttlocal.config import StackConfig
+
+
+@pytest.fixture(scope="session")
+def running_services(infra: Infra, test_stack_config: StackConfig) -> Iterator[RunningStack]:
+    """Reporting's tests write synthetic events that no tracking ever produced: they get their
+    own reporting process, database and topics, so the session's shared read model stays what
+    tracking's events made it (the consistency check at the end of the session compares them)."""
+    with isolated_stack(infra, test_stack_config, "reporting", port_shift=50, only=("reporting",)) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def session_databases(running_services: RunningStack) -> dict[str, str]:
+    return running_services.databases
 
 
 @pytest.fixture(scope="session")

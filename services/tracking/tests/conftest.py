@@ -13,10 +13,28 @@ import psycopg
 import pytest
 from tracking_testkit import World
 
-from tests.support.infra import RunningStack
+from tests.support.infra import Infra, RunningStack, isolated_stack
 from timetracking.projects.v1 import projects_pb2 as ppb
 from timetracking.projects.v1 import projects_pb2_grpc
 from timetracking.tracking.v1 import tracking_pb2_grpc
+from ttlocal.config import StackConfig
+
+
+@pytest.fixture(scope="session")
+def running_services(infra: Infra, test_stack_config: StackConfig) -> Iterator[RunningStack]:
+    """Tracking's tests play invoicing (claims and releases under invented invoice ids) and write
+    rows behind the service (constraint checks, backdated timers): they get their own projects
+    and tracking processes, databases and topics, so the session's shared databases stay what
+    the services made them (the consistency check at the end of the session compares them)."""
+    with isolated_stack(
+        infra, test_stack_config, "tracking", port_shift=60, only=("projects", "tracking")
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def session_databases(running_services: RunningStack) -> dict[str, str]:
+    return running_services.databases
 
 
 @pytest.fixture(scope="session")
