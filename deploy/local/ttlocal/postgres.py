@@ -166,6 +166,9 @@ def ensure_databases(cfg: StackConfig) -> None:
     exists = _psql(cfg, f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'")
     if not exists:
         _psql(cfg, f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{cfg.pg_password}'")
+    # DROP DATABASE ... WITH (FORCE) of a test or benchmark database must also end an autovacuum
+    # worker busy in it (after a bulk load); those run without a role, so only pg_signal_backend may.
+    _psql(cfg, f"GRANT pg_signal_backend TO {role}")
     # btree_gist in template1, so every database (the test suite's fresh ones too) has it.
     _psql(cfg, "CREATE EXTENSION IF NOT EXISTS btree_gist", database="template1")
     for service in DATABASE_SERVICES:
