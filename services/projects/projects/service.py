@@ -83,7 +83,7 @@ class Directory:
             default_hourly_rate=_rate(req.default_hourly_rate, "default_hourly_rate"),
             timezone=parse_timezone(req.timezone or "UTC"),
             active=True,
-            password_hash=passwords.hash_password(req.password) if req.password else None,
+            password_hash=await passwords.hash_password(req.password) if req.password else None,
         )
         await self.repo.add(user)
         await self.repo.session.refresh(user)
@@ -137,17 +137,17 @@ class Directory:
 
     async def set_password(self, req: pb.SetPasswordRequest) -> None:
         user = await self.repo.get(User, parse_uuid(req.user_id, "user_id"), "user", for_update=True)
-        user.password_hash = passwords.hash_password(req.password)
+        user.password_hash = await passwords.hash_password(req.password)
         await self.repo.flush()
 
     async def verify_credentials(self, email: str, password: str) -> User:
         """One error for every failure: unknown email, wrong password, deactivated, no password."""
         user = await self.repo.user_by_email(email.strip()) if email else None
-        ok = passwords.verify(user.password_hash if user else None, password)
+        ok = await passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
             raise Unauthenticated("invalid email or password", error_code="invalid_credentials")
         if user.password_hash and passwords.needs_rehash(user.password_hash):
-            user.password_hash = passwords.hash_password(password)
+            user.password_hash = await passwords.hash_password(password)
             await self.repo.flush()
         return user
 
