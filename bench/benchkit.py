@@ -239,6 +239,9 @@ def render_report(result: Mapping[str, Any]) -> str:
         "",
         render_table(metrics).rstrip("\n"),
         "",
+        "Where a target is not met, [performance.md](performance.md) explains the gap with a profile",
+        "and a plan.",
+        "",
         "## What the ceilings are",
         "",
     ]
