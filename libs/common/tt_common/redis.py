@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from types import TracebackType
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from .errors import Unavailable
 
@@ -20,8 +19,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# Released by its SHA (EVALSHA): the script's text crosses the wire only when Redis lacks it.
-_RELEASE_SHA = hashlib.sha1(_RELEASE.encode(), usedforsecurity=False).hexdigest()
 
 
 def make_redis(url: str) -> Redis:
@@ -69,10 +66,9 @@ class RedisLock:
 
     async def release(self) -> bool:
         try:
-            try:
-                return bool(await self.redis.evalsha(_RELEASE_SHA, 1, self.key, self.token))
-            except NoScriptError:  # a restarted or flushed Redis: load it with this call
-                return bool(await self.redis.eval(_RELEASE, 1, self.key, self.token))
+            # redis-py's registered script: EVALSHA, loading the text only when Redis lacks it.
+            release = self.redis.register_script(_RELEASE)
+            return bool(await release(keys=[self.key], args=[self.token]))
         except RedisError:
             # The TTL frees the key anyway; failing the caller's committed work would be worse.
             return False
