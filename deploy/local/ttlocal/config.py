@@ -39,10 +39,12 @@ DEFAULT_PORTS: dict[str, int] = {
     # weed mini's maintenance worker dials the admin gRPC port as admin HTTP + 10000,
     # whatever -admin.port.grpc says, so keep the two exactly 10000 apart.
     "seaweed_admin_grpc": 28336,
-    "projects": 50151,
-    "tracking": 50152,
-    "reporting": 50153,
-    "invoicing": 50154,
+    # Below Linux's ephemeral range (32768-60999): a listen port inside it can be taken as the
+    # source port of any outgoing connection (to PostgreSQL, Kafka, ...) and then fails to bind.
+    "projects": 22151,
+    "tracking": 22152,
+    "reporting": 22153,
+    "invoicing": 22154,
     "gateway": 8180,
     # Prometheus /metrics of the gRPC services (<SVC>_METRICS_PORT).
     "projects_metrics": 19151,
