@@ -25,6 +25,10 @@ from gateway_testkit import World
 MAX_EXAMPLES = os.environ.get("GATEWAY_SCHEMATHESIS_EXAMPLES", "10")
 STATEFUL_EXAMPLES = os.environ.get("GATEWAY_SCHEMATHESIS_STATEFUL_EXAMPLES", "200")
 TIMEOUT_S = 240
+STATEFUL_ATTEMPTS = 3
+MIN_LINKS = 10  # a full run follows 25-30
+# Replays a run: the seed is in the output of a failed one.
+SEED = os.environ.get("GATEWAY_SCHEMATHESIS_SEED")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # Not ensure_resource_availability: POST /v1/system/pipeline-probes answers 202 and the
 # probe is readable only once it has crossed Kafka, which that check reads as a bug.
@@ -33,6 +37,7 @@ STATEFUL_CHECKS = f"{CHECKS},use_after_free"
 
 def schemathesis(running_services, world: World, tmp_path: Path, *args: str) -> str:
     cli = Path(sys.executable).with_name("schemathesis")
+    tmp_path.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [
             str(cli),
@@ -48,6 +53,7 @@ def schemathesis(running_services, world: World, tmp_path: Path, *args: str) -> 
             "all",
             "--report-dir",
             str(tmp_path),
+            *(["--seed", SEED] if SEED else []),
             *args,
         ],
         capture_output=True,
@@ -82,19 +88,30 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
 
 
 def test_schemathesis_stateful_chains_find_no_5xx(running_services, world: World, tmp_path: Path) -> None:
-    out = schemathesis(
-        running_services,
-        world,
-        tmp_path,
-        "--checks",
-        STATEFUL_CHECKS,
-        "--max-examples",
-        STATEFUL_EXAMPLES,
-        "--phases",
-        "stateful",
-    )
-    # The state machine really chained calls: links were found and some were followed.
-    links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", out)
-    assert links, out[-3_000:]
-    covered, selected = int(links[1]), int(links[2])
-    assert selected >= 50 and covered >= 10, out[-3_000:]
+    # Hypothesis sometimes ends a stateful run early although nothing failed: with seed
+    # 301363533831056055484269269137509706236 its generation gave up after 22-41 scenarios
+    # (8-9 links) in three runs, where other seeds run 200-330 scenarios over 25-30 links.
+    # Such a run proves less, so a fresh seed follows it; every run must pass every check.
+    best = (0, 0)
+    for attempt in range(1 if SEED else STATEFUL_ATTEMPTS):
+        out = schemathesis(
+            running_services,
+            world,
+            tmp_path / f"run{attempt}",
+            "--checks",
+            STATEFUL_CHECKS,
+            "--max-examples",
+            STATEFUL_EXAMPLES,
+            "--phases",
+            "stateful",
+        )
+        # The state machine really chained calls: links were found and some were followed.
+        links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", out)
+        scenarios = re.search(r"Scenarios:\s+(\d+)", out)
+        assert links and scenarios, out[-3_000:]
+        covered, selected = int(links[1]), int(links[2])
+        assert selected >= 50, out[-3_000:]
+        best = max(best, (covered, int(scenarios[1])))
+        if covered >= MIN_LINKS or int(scenarios[1]) >= int(STATEFUL_EXAMPLES) // 2:
+            break  # enough chaining, or a full run that must stand on its own
+    assert best[0] >= MIN_LINKS, f"best run followed {best[0]} links in {best[1]} scenarios\n{out[-3_000:]}"
