@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import grpc
 import psycopg
-from benchkit import machine_info, summary_ms, write_result
+from benchkit import cpu_seconds, machine_info, summary_ms, write_result
 from reporting_stack import Target, stopped_event, target, user_event
 
 from timetracking.reporting.v1 import reporting_pb2 as pb
@@ -77,10 +77,12 @@ async def measure(t: Target, entries: int, calls: int) -> dict:
         for _ in range(5):
             await stub.GetTimesheet(request, timeout=10)
         latencies = []
+        cpu_before = cpu_seconds(t.pids)
         for _ in range(calls):
             began = time.perf_counter()
             sheet = await stub.GetTimesheet(request, timeout=10)
             latencies.append(time.perf_counter() - began)
+        cpu_used = cpu_seconds(t.pids) - cpu_before
     return {
         "benchmark": "timesheet_year",
         "entries": len(sheet.entries),
@@ -88,6 +90,9 @@ async def measure(t: Target, entries: int, calls: int) -> dict:
         "total_hours": sheet.total_hours,
         "response_bytes": sheet.ByteSize(),
         "latency": summary_ms(latencies, scale=1000),
+        # reporting's user + system CPU per call (/proc/<pid>/stat): steadier than latency
+        # on a shared machine; includes the consumer's idle polling over the same window.
+        "server_cpu_ms_per_call": round(cpu_used * 1000 / calls, 2) if t.pids else None,
         "ceiling": sql_ceiling(t.database_url, user, calls),
     }
 
@@ -129,7 +134,8 @@ def print_result(result: dict) -> None:
     print(
         f"GetTimesheet for a year ({result['entries']} entries, {result['days']} days, "
         f"{result['response_bytes']} bytes), {r['count']} calls: p50 {r['p50_ms']} ms, "
-        f"p90 {r['p90_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
+        f"p90 {r['p90_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms; "
+        f"reporting CPU {result.get('server_cpu_ms_per_call')} ms/call"
     )
     c = result["ceiling"]["latency"]
     print(f"  ceiling, the same rows by SQL: p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms")

@@ -10,7 +10,7 @@ second is lost or counted twice by the cutting.
 from __future__ import annotations
 
 import uuid
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -160,40 +160,61 @@ def build_timesheet(
     to_date: date,
     rows: Iterable[TimesheetEntryRow],
 ) -> TimesheetReport:
-    """Cut entries into local days and total them per day and per project."""
+    """Cut entries into local days and total them per day and per project.
+
+    Rows' times must be UTC datetimes (tzinfo `datetime.UTC`, as the repository returns
+    them): they are compared with UTC day edges, and mixed tzinfo objects would cost a
+    utcoffset() call per comparison.
+    """
     zone, zone_name, known = zone_for(timezone)
     local = LocalDays(zone)
     day_count = (to_date - from_date).days + 1
-    days = [DayTotal(from_date + timedelta(days=i)) for i in range(day_count)]
-    projects: dict[str, ProjectTotal] = {}
-    entries: list[EntryInRange] = []
+    dates = [from_date + timedelta(days=i) for i in range(day_count)]
     # The UTC instants where the requested local days begin (one more for the end):
-    # most entries lie inside one day, found with two bisections instead of a zone
+    # most entries lie inside one day, found with one bisection instead of a zone
     # conversion; the others are cut by LocalDays.split.
-    edges = [local.start_of(d.date) for d in days] + [local.start_of(to_date + timedelta(days=1))]
+    edges = [local.start_of(d) for d in dates] + [local.start_of(to_date + timedelta(days=1))]
+    # Running sums in plain lists: a year's timesheet adds ~2,000 entries to them.
+    day_seconds, day_billable = [0] * day_count, [0] * day_count
+    project_sums: dict[str, list[int]] = {}  # project id -> [seconds, billable seconds]
+    project_names: dict[str, str] = {}
+    entries: list[EntryInRange] = []
     for row in rows:
+        duration = row.duration_seconds
         first = bisect_right(edges, row.start_time) - 1
-        if 0 <= first < day_count and bisect_left(edges, row.end_time) - 1 == first:
-            in_range = [(days[first].date, row.duration_seconds)]
+        if 0 <= first < day_count and row.end_time <= edges[first + 1]:
+            in_range = [(dates[first], duration)]
+            day_seconds[first] += duration
+            if row.is_billable:
+                day_billable[first] += duration
+            counted = duration
         else:
             in_range = [
                 (day, seconds)
-                for day, seconds in local.split(row.start_time, row.end_time, row.duration_seconds)
+                for day, seconds in local.split(row.start_time, row.end_time, duration)
                 if from_date <= day <= to_date
             ]
-        if not in_range:
-            continue
+            if not in_range:
+                continue
+            counted = 0
+            for day, seconds in in_range:
+                index = (day - from_date).days
+                day_seconds[index] += seconds
+                if row.is_billable:
+                    day_billable[index] += seconds
+                counted += seconds
         entries.append(EntryInRange(row, in_range))
-        project = projects.get(row.project_id)
-        if project is None:
-            project = projects[row.project_id] = ProjectTotal(row.project_id, row.project_name or "")
-        for day, seconds in in_range:
-            total = days[(day - from_date).days]
-            total.seconds += seconds
-            project.seconds += seconds
-            if row.is_billable:
-                total.billable_seconds += seconds
-                project.billable_seconds += seconds
+        sums = project_sums.get(row.project_id)
+        if sums is None:
+            sums = project_sums[row.project_id] = [0, 0]
+            project_names[row.project_id] = row.project_name or ""
+        sums[0] += counted
+        if row.is_billable:
+            sums[1] += counted
+    projects = [
+        ProjectTotal(project_id, project_names[project_id], seconds, billable)
+        for project_id, (seconds, billable) in project_sums.items()
+    ]
     return TimesheetReport(
         user_id=user_id,
         user_name=user_name,
@@ -201,7 +222,7 @@ def build_timesheet(
         timezone_known=known,
         from_date=from_date,
         to_date=to_date,
-        days=days,
-        projects=sorted(projects.values(), key=lambda p: (p.project_name.lower(), str(p.project_id))),
+        days=[DayTotal(*day) for day in zip(dates, day_seconds, day_billable, strict=True)],
+        projects=sorted(projects, key=lambda p: (p.project_name.lower(), str(p.project_id))),
         entries=entries,
     )
