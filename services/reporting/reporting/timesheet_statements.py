@@ -19,11 +19,13 @@ from .timesheet import ENTRY_LOOKBACK, TimesheetEntryRow
 
 _USER = "SELECT name, timezone FROM users WHERE user_id = $1"
 
-# Columns in TimesheetEntryRow's field order; ids as text (they go straight to the wire).
-# The lower bound on start_time keeps this a range scan on ix_entries_user_id_start_time.
+# Columns in TimesheetEntryRow's field order; ids as text (they go straight to the wire),
+# times as epoch microseconds (extract gives exact numeric). The lower bound on
+# start_time keeps this a range scan on ix_entries_user_id_start_time.
 _ENTRIES = """
 SELECT e.entry_id::text, e.project_id::text, p.name, e.task_id::text, t.name, e.description, e.tags,
-       e.start_time, e.end_time, e.duration_seconds, e.is_billable, e.invoice_id::text
+       (extract(epoch FROM e.start_time) * 1000000)::int8, (extract(epoch FROM e.end_time) * 1000000)::int8,
+       e.duration_seconds, e.is_billable, e.invoice_id::text
 FROM entries e
 LEFT JOIN projects p ON p.project_id = e.project_id
 LEFT JOIN tasks t ON t.task_id = e.task_id
@@ -45,9 +47,6 @@ class TimesheetStatements:
         return (row[0], row[1]) if row else None
 
     async def entries(self, user_id: uuid.UUID, start: datetime, end: datetime) -> list[TimesheetEntryRow]:
-        """A user's stopped, not deleted entries overlapping [start, end), by start time.
-
-        asyncpg returns timestamptz values as UTC datetimes (tzinfo `datetime.UTC`),
-        which is what build_timesheet compares its day edges with."""
+        """A user's stopped, not deleted entries overlapping [start, end), by start time."""
         rows = await self.db.fetch(_ENTRIES, user_id, start, end, ENTRY_LOOKBACK)
         return list(map(TimesheetEntryRow._make, rows))  # positional: the columns are in field order

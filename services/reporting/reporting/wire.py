@@ -12,7 +12,7 @@ from timetracking.common.v1 import types_pb2
 from timetracking.reporting.v1 import reporting_pb2 as pb
 from tt_common.errors import InvalidArgument
 from tt_common.money import format_decimal
-from tt_common.timestamps import set_timestamp
+from tt_common.timestamps import set_timestamp_micros
 from tt_common.validation import parse_uuid
 
 from .figures import hours_text
@@ -134,8 +134,8 @@ def timesheet(report: TimesheetReport) -> pb.Timesheet:
         entry.description = row.description
         if row.tags:
             entry.tags.extend(row.tags)
-        set_timestamp(entry.start_time, row.start_time)
-        set_timestamp(entry.end_time, row.end_time)
+        set_timestamp_micros(entry.start_time, row.start_micros)
+        set_timestamp_micros(entry.end_time, row.end_micros)
         entry.duration_seconds = row.duration_seconds
         entry.is_billable = row.is_billable
         if row.invoice_id:
