@@ -17,12 +17,12 @@ from tt_common.db import DriverPool
 
 from .timesheet import ENTRY_LOOKBACK, TimesheetEntryRow
 
-_USER = "SELECT name, timezone FROM users WHERE user_id = $1"
+USER = "SELECT name, timezone FROM users WHERE user_id = $1"
 
 # Columns in TimesheetEntryRow's field order; ids as text (they go straight to the wire),
 # times as epoch microseconds (extract gives exact numeric). The lower bound on
 # start_time keeps this a range scan on ix_entries_user_id_start_time.
-_ENTRIES = """
+ENTRIES = """
 SELECT e.entry_id::text, e.project_id::text, p.name, e.task_id::text, t.name, e.description, e.tags,
        (extract(epoch FROM e.start_time) * 1000000)::int8, (extract(epoch FROM e.end_time) * 1000000)::int8,
        e.duration_seconds, e.is_billable, e.invoice_id::text
@@ -43,10 +43,10 @@ class TimesheetStatements:
 
     async def user(self, user_id: uuid.UUID) -> tuple[str, str] | None:
         """(name, IANA timezone) of the user, or None before reporting has seen them."""
-        row = await self.db.fetchrow(_USER, user_id)
+        row = await self.db.fetchrow(USER, user_id)
         return (row[0], row[1]) if row else None
 
     async def entries(self, user_id: uuid.UUID, start: datetime, end: datetime) -> list[TimesheetEntryRow]:
         """A user's stopped, not deleted entries overlapping [start, end), by start time."""
-        rows = await self.db.fetch(_ENTRIES, user_id, start, end, ENTRY_LOOKBACK)
+        rows = await self.db.fetch(ENTRIES, user_id, start, end, ENTRY_LOOKBACK)
         return list(map(TimesheetEntryRow._make, rows))  # positional: the columns are in field order
