@@ -26,7 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import OwnStack, bench_topics, free_port, fresh_databases, start_infra  # noqa: E402
+from benchkit import (  # noqa: E402
+    OwnStack,
+    bench_topics,
+    free_port,
+    fresh_databases,
+    service_pids,
+    start_infra,
+)
 
 from timetracking.events.v1 import directory_pb2, entries_pb2  # noqa: E402
 from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
@@ -46,6 +53,7 @@ class Target:
     database_url: str  # postgresql:// (psycopg)
     topic_entries: str
     topic_directory: str
+    pids: tuple[int, ...] = ()  # the reporting process(es), for CPU per operation; () if unknown
 
 
 def target(existing: str | None, cleanup: ExitStack) -> Target:
@@ -57,6 +65,7 @@ def target(existing: str | None, cleanup: ExitStack) -> Target:
             cfg.database_url("reporting").replace("postgresql+psycopg", "postgresql"),
             os.environ.get("REPORTING_TOPIC_ENTRIES", "timetracking.entries.v1"),
             os.environ.get("REPORTING_TOPIC_DIRECTORY", "timetracking.directory.v1"),
+            tuple(service_pids(cfg, ["reporting"]).values()),
         )
     return _own_stack(cfg, cleanup)
 
@@ -69,6 +78,7 @@ def target_for(own: OwnStack) -> Target:
         own.psycopg_url("reporting"),
         own.topics["entries"],
         own.topics["directory"],
+        tuple(service_pids(own.cfg, ["reporting"]).values()),
     )
 
 
@@ -114,6 +124,7 @@ def _own_stack(cfg: StackConfig, cleanup: ExitStack) -> Target:
         url.replace("postgresql+psycopg", "postgresql"),
         env["REPORTING_TOPIC_ENTRIES"],
         env["REPORTING_TOPIC_DIRECTORY"],
+        tuple(pid for pid in [proc.running_pid(cfg, PROCESS)] if pid),
     )
 
 

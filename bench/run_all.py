@@ -100,7 +100,8 @@ CEILINGS = {
     "served by uvicorn like the gateway, under the same load generator, concurrency and phases",
     "raw aiokafka": "the same events at the same rate through the same broker, aiokafka producer -> "
     "consumer in one process, no database",
-    "SQL": "the timesheet's rows by the same SELECT straight at reporting's database (psycopg)",
+    "SQL": "GetTimesheet's own two prepared statements (the user's zone, the entries with project and "
+    "task names) straight at reporting's database with asyncpg, nothing else",
     "claim UPDATE": "the claim's core UPDATE .. RETURNING for the same rows straight at tracking's "
     "database, rolled back",
     "minimal PDF": "WeasyPrint alone rendering plain tables of the same rows into the same page count",
@@ -180,6 +181,15 @@ def metrics_from(results: dict[str, Any]) -> list[Metric]:
                     Target("<", 50, ISSUE5) if q == "p99" else None,
                 )
             )
+        rows.append(
+            Metric(
+                "reporting.timesheet_year.cpu_per_call",
+                f"CPU of reporting per year's timesheet ({sheet['entries']} entries)",
+                sheet.get("server_cpu_ms_per_call"),
+                "ms",
+                "lower",
+            )
+        )
     timers = results.get("tracking_timers")
     if timers:
         c = timers["concurrency"]

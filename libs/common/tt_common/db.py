@@ -51,8 +51,17 @@ def create_engine(url: str, *, pool_size: int = 20, statement_timeout_ms: int = 
     Up to `pool_size` connections, all kept open once made: no overflow, because
     SQLAlchemy closes an overflow connection when it is returned, so a burst
     above the pool paid a PostgreSQL connect (a backend fork) per transaction.
+
+    Sessions run in UTC whatever the server's TimeZone: psycopg then returns
+    timestamptz values with `datetime.UTC` as tzinfo. With a named zone (a stock
+    server says 'Etc/UTC') it attaches a ZoneInfo, and every comparison or
+    subtraction against a UTC datetime calls its utcoffset(): a third of a
+    year's timesheet went there. Instants are the same either way.
     """
-    connect_args = {"options": f"-c statement_timeout={statement_timeout_ms}"} if statement_timeout_ms else {}
+    options = ["-c timezone=UTC"]
+    if statement_timeout_ms:
+        options.append(f"-c statement_timeout={statement_timeout_ms}")
+    connect_args = {"options": " ".join(options)}
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -128,6 +137,12 @@ class DriverPool:
         """Run one statement; its first row (or None)."""
         pool = self._pool or await self._open()
         return await pool.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one statement; all its rows (decoded in C: a report's thousands of rows cost
+        a fraction of what SQLAlchemy's result processing does)."""
+        pool = self._pool or await self._open()
+        return await pool.fetch(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run one statement; the first column of its first row."""

@@ -16,6 +16,11 @@ def hours(seconds: int) -> Decimal:
 
 
 def hours_text(seconds: int) -> str:
+    """hours(seconds) as text. A year's timesheet formats ~750 of these, so whole seconds
+    take an integer path: hundredths of an hour, half-up, are (seconds + 18) // 36."""
+    if seconds >= 0:
+        hundredths = (seconds + 18) // 36
+        return f"{hundredths // 100}.{hundredths % 100:02d}"
     return format(hours(seconds), "f")
 
 

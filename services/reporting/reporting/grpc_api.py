@@ -16,12 +16,13 @@ from tt_common.errors import InvalidArgument, NotFound
 from . import exports, wire
 from .reports_repository import ReportsRepository
 from .repository import ProbeRepository
-from .service import ReportService
+from .service import ReportService, TimesheetService
 
 
 class ReportingApi(reporting_pb2_grpc.ReportingServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], timesheets: TimesheetService) -> None:
         self.sessions = sessions
+        self.timesheets = timesheets
 
     @asynccontextmanager
     async def _reports(self) -> AsyncIterator[ReportService]:
@@ -53,9 +54,7 @@ class ReportingApi(reporting_pb2_grpc.ReportingServiceServicer):
     async def GetTimesheet(
         self, request: pb.TimesheetRequest, context: grpc.aio.ServicerContext
     ) -> pb.Timesheet:
-        args = wire.timesheet_args(request)
-        async with self._reports() as reports:
-            return wire.timesheet(await reports.timesheet(*args))
+        return wire.timesheet(await self.timesheets.timesheet(*wire.timesheet_args(request)))
 
     async def GetProjectSummary(
         self, request: pb.ProjectSummaryRequest, context: grpc.aio.ServicerContext
@@ -91,23 +90,28 @@ class ReportingApi(reporting_pb2_grpc.ReportingServiceServicer):
         kind = request.WhichOneof("report")
         if kind is None:
             raise InvalidArgument.field("report", "choose one of timesheet, project_summary, ...")
+        if kind == "timesheet":
+            table = exports.timesheet_table(
+                await self.timesheets.timesheet(*wire.timesheet_args(request.timesheet))
+            )
+        else:
+            table = await self._export_table(request)
+        content_type, filename, content = exports.render(table, fmt[request.format])
+        return pb.ExportReportResponse(content_type=content_type, filename=filename, content=content)
+
+    async def _export_table(self, request: pb.ExportReportRequest) -> exports.Table:
+        """The reports other than the timesheet, in one snapshot like their gRPC calls."""
         async with self._reports() as reports:
-            match kind:
-                case "timesheet":
-                    table = exports.timesheet_table(
-                        await reports.timesheet(*wire.timesheet_args(request.timesheet))
-                    )
+            match request.WhichOneof("report"):
                 case "project_summary":
-                    table = exports.project_summary_table(
+                    return exports.project_summary_table(
                         await reports.project_summary(*wire.project_summary_args(request.project_summary))
                     )
                 case "invoice_preview":
-                    table = exports.invoice_preview_table(
+                    return exports.invoice_preview_table(
                         await reports.invoice_preview(*wire.invoice_preview_args(request.invoice_preview))
                     )
                 case _:
-                    table = exports.team_report_table(
+                    return exports.team_report_table(
                         await reports.team_report(*wire.team_report_args(request.team_report))
                     )
-        content_type, filename, content = exports.render(table, fmt[request.format])
-        return pb.ExportReportResponse(content_type=content_type, filename=filename, content=content)

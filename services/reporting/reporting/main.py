@@ -5,18 +5,21 @@ from __future__ import annotations
 from functools import partial
 
 from timetracking.reporting.v1 import reporting_pb2, reporting_pb2_grpc
-from tt_common.db import engine_from_settings, ping, session_factory
+from tt_common.db import driver_pool_from_settings, engine_from_settings, ping, session_factory
 from tt_common.grpc_server import GrpcServiceRunner, run_service
 from tt_common.kafka import BatchConsumer, ensure_topics
 
 from . import consumers
 from .config import ReportingSettings
 from .grpc_api import ReportingApi
+from .service import TimesheetService
+from .timesheet_statements import TimesheetStatements
 
 
 async def serve(settings: ReportingSettings) -> None:
     engine = engine_from_settings(settings)
     sessions = session_factory(engine)
+    driver_pool = driver_pool_from_settings(settings)
 
     async def consume() -> None:
         await ensure_topics(
@@ -43,12 +46,13 @@ async def serve(settings: ReportingSettings) -> None:
     runner = GrpcServiceRunner(settings)
     runner.add_servicer(
         reporting_pb2_grpc.add_ReportingServiceServicer_to_server,
-        ReportingApi(sessions),
+        ReportingApi(sessions, TimesheetService(TimesheetStatements(driver_pool))),
         reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     )
     runner.add_worker("event-consumer", consume)
     runner.add_readiness_check("postgresql", partial(ping, engine))
     runner.on_shutdown(engine.dispose)
+    runner.on_shutdown(driver_pool.close)
     await runner.serve()
 
 

@@ -2,8 +2,8 @@
 
 Every query counts stopped (end_time set), not deleted entries only. Periods
 are half-open [start, end) on the entry's start time, the definition tracking
-uses for invoice claims; the timesheet instead takes every entry overlapping
-its local days and cuts it (timesheet.py).
+uses for invoice claims. The timesheet reads through timesheet_statements.py:
+every entry overlapping its local days, cut by timesheet.py.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, select, true
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import ReportClient, ReportEntry, ReportProject, ReportProjectMember, ReportTask, ReportUser
-from .timesheet import ENTRY_LOOKBACK, TimesheetEntryRow
 
 E = ReportEntry
 
@@ -100,45 +98,6 @@ class ReportsRepository:
             )
         )
         return list(rows.scalars())
-
-    # --- timesheet ---------------------------------------------------------------
-    async def timesheet_entries(
-        self, user_id: uuid.UUID, start: datetime, end: datetime
-    ) -> list[TimesheetEntryRow]:
-        """A user's stopped entries overlapping [start, end), by start time."""
-        # Ids as text: a year's timesheet is ~2,000 rows, and it goes straight to the wire.
-        stmt = (
-            select(
-                cast(E.entry_id, Text),
-                cast(E.project_id, Text),
-                ReportProject.name,
-                cast(E.task_id, Text),
-                ReportTask.name,
-                E.description,
-                E.tags,
-                E.start_time,
-                E.end_time,
-                E.duration_seconds,
-                E.is_billable,
-                cast(E.invoice_id, Text),
-            )
-            .outerjoin(ReportProject, ReportProject.project_id == E.project_id)
-            .outerjoin(ReportTask, ReportTask.task_id == E.task_id)
-            .where(
-                E.user_id == user_id,
-                _counted(),
-                # the lower bound on start_time keeps this an index range scan on (user_id, start_time)
-                E.start_time >= start - ENTRY_LOOKBACK,
-                E.start_time < end,
-                E.end_time > start,
-            )
-            .order_by(E.start_time, E.entry_id)
-        )
-        # Core execution on the session's connection: plain rows, without the ORM's
-        # per-row loading (a sixth of a year's timesheet went there).
-        connection = await self.session.connection()
-        rows: Any = await connection.execute(stmt)
-        return list(map(TimesheetEntryRow._make, rows))  # positional: the columns are in field order
 
     # --- money -------------------------------------------------------------------
     async def project_groups(self, project_id: uuid.UUID, period: Period | None) -> list[MoneyGroup]:

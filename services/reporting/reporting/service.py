@@ -1,6 +1,7 @@
 """The reports: read the model through the repository, apply the rules, return report data.
 
-Nothing here writes; the gRPC edge opens one read-only session per call.
+Nothing here writes; the gRPC edge opens one read-only session per call (the
+timesheet reads through its own prepared statements, timesheet_statements.py).
 """
 
 from __future__ import annotations
@@ -20,27 +21,32 @@ from .summaries import (
     build_team_report,
 )
 from .timesheet import LocalDays, TimesheetReport, build_timesheet, zone_for
+from .timesheet_statements import TimesheetStatements
+
+
+class TimesheetService:
+    def __init__(self, statements: TimesheetStatements) -> None:
+        self.statements = statements
+
+    async def timesheet(self, user_id: uuid.UUID, from_date: date, to_date: date) -> TimesheetReport:
+        """A user who has not reached reporting yet gets UTC days (flagged), not NOT_FOUND:
+        their entries may well arrive before the directory event that names their zone."""
+        user_name, timezone = await self.statements.user(user_id) or ("", None)
+        zone, _, _ = zone_for(timezone)
+        start, end = LocalDays(zone).bounds(from_date, to_date)
+        return build_timesheet(
+            user_id=user_id,
+            user_name=user_name,
+            timezone=timezone,
+            from_date=from_date,
+            to_date=to_date,
+            rows=await self.statements.entries(user_id, start, end),
+        )
 
 
 class ReportService:
     def __init__(self, repo: ReportsRepository) -> None:
         self.repo = repo
-
-    async def timesheet(self, user_id: uuid.UUID, from_date: date, to_date: date) -> TimesheetReport:
-        """A user who has not reached reporting yet gets UTC days (flagged), not NOT_FOUND:
-        their entries may well arrive before the directory event that names their zone."""
-        user = await self.repo.user(user_id)
-        zone, _, _ = zone_for(user.timezone if user else None)
-        start, end = LocalDays(zone).bounds(from_date, to_date)
-        rows = await self.repo.timesheet_entries(user_id, start, end)
-        return build_timesheet(
-            user_id=user_id,
-            user_name=user.name if user else "",
-            timezone=user.timezone if user else None,
-            from_date=from_date,
-            to_date=to_date,
-            rows=rows,
-        )
 
     async def project_summary(self, project_id: uuid.UUID, period: Period | None) -> ProjectSummaryReport:
         project = await self.repo.project(project_id)

@@ -10,14 +10,16 @@ second is lost or counted twice by the cutting.
 from __future__ import annotations
 
 import uuid
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from tt_common.errors import InvalidArgument
+from tt_common.timestamps import epoch_micros, from_epoch_micros
 
 MAX_DAYS = 366
 # Entries are at most 24 h long (tracking caps them); look back further to be safe.
@@ -28,7 +30,10 @@ class TimesheetEntryRow(NamedTuple):
     """One stopped, not deleted entry, as the repository returns it (ids as text).
 
     A named tuple: a year's timesheet builds ~2,000 of them per call, and a
-    frozen dataclass costs a setattr per field."""
+    frozen dataclass costs a setattr per field. Start and end come as epoch
+    microseconds (UTC): decoding ~4,000 timestamptz values into datetimes cost
+    more than the rest of the fetch, and the cutting compares integers;
+    `start_time` / `end_time` give the datetimes where one is needed."""
 
     entry_id: str
     project_id: str
@@ -37,11 +42,19 @@ class TimesheetEntryRow(NamedTuple):
     task_name: str | None
     description: str
     tags: Sequence[str]
-    start_time: datetime
-    end_time: datetime
+    start_micros: int
+    end_micros: int
     duration_seconds: int
     is_billable: bool
     invoice_id: str | None
+
+    @property
+    def start_time(self) -> datetime:
+        return from_epoch_micros(self.start_micros)
+
+    @property
+    def end_time(self) -> datetime:
+        return from_epoch_micros(self.end_micros)
 
 
 @dataclass
@@ -151,6 +164,36 @@ def zone_for(timezone: str | None) -> tuple[tzinfo, str, bool]:
     return UTC, "UTC", False
 
 
+@lru_cache(maxsize=256)
+def day_edges(zone: tzinfo, first: date, days: int) -> tuple[int, ...]:
+    """Where each of `days` local dates from `first` begins, and where the day after the
+    last begins, in epoch microseconds. Cached: the year a user looks at is asked for
+    again and again, and each edge costs a zone conversion. A date the zone skipped
+    (Samoa's 2011-12-30) has the same edge as the next date: a day of no length."""
+    local = LocalDays(zone)
+    return tuple(epoch_micros(local.start_of(first + timedelta(days=i))) for i in range(days + 1))
+
+
+def _cut_at_edges(
+    edges: Sequence[int], first: int, start: int, end: int, duration_seconds: int
+) -> list[tuple[int, int]]:
+    """LocalDays.split for an entry that starts on day `first` of the range and ends inside
+    it, on the precomputed edges: (day index, seconds) pieces, by the same arithmetic
+    (whole seconds elapsed at each boundary; the last piece takes the remainder)."""
+    pieces: list[tuple[int, int]] = []
+    counted = 0
+    day = first
+    while edges[day + 1] < end:
+        elapsed = min((edges[day + 1] - start) // 1_000_000, duration_seconds)
+        pieces.append((day, max(elapsed - counted, 0)))
+        counted = max(elapsed, counted)
+        day += 1
+        while edges[day] == edges[day + 1]:  # a date the zone skipped holds no time
+            day += 1
+    pieces.append((day, max(duration_seconds - counted, 0)))
+    return pieces
+
+
 def build_timesheet(
     *,
     user_id: uuid.UUID,
@@ -160,40 +203,63 @@ def build_timesheet(
     to_date: date,
     rows: Iterable[TimesheetEntryRow],
 ) -> TimesheetReport:
-    """Cut entries into local days and total them per day and per project."""
+    """Cut entries into local days and total them per day and per project.
+
+    An entry is placed by bisecting its start among the range's day edges (epoch
+    microseconds, like the rows' times). Most lie inside one local day; one that
+    crosses local midnight inside the range is cut at the edges; one that reaches
+    outside the range is cut by LocalDays.split and the pieces outside dropped.
+    """
     zone, zone_name, known = zone_for(timezone)
-    local = LocalDays(zone)
     day_count = (to_date - from_date).days + 1
-    days = [DayTotal(from_date + timedelta(days=i)) for i in range(day_count)]
-    projects: dict[str, ProjectTotal] = {}
+    dates = [from_date + timedelta(days=i) for i in range(day_count)]
+    edges = day_edges(zone, from_date, day_count)
+    range_end = edges[-1]
+    # Running sums in plain lists: a year's timesheet adds ~2,000 entries to them.
+    day_seconds, day_billable = [0] * day_count, [0] * day_count
+    project_sums: dict[str, list[int]] = {}  # project id -> [seconds, billable seconds]
+    project_names: dict[str, str] = {}
     entries: list[EntryInRange] = []
-    # The UTC instants where the requested local days begin (one more for the end):
-    # most entries lie inside one day, found with two bisections instead of a zone
-    # conversion; the others are cut by LocalDays.split.
-    edges = [local.start_of(d.date) for d in days] + [local.start_of(to_date + timedelta(days=1))]
     for row in rows:
-        first = bisect_right(edges, row.start_time) - 1
-        if 0 <= first < day_count and bisect_left(edges, row.end_time) - 1 == first:
-            in_range = [(days[first].date, row.duration_seconds)]
-        else:
-            in_range = [
-                (day, seconds)
-                for day, seconds in local.split(row.start_time, row.end_time, row.duration_seconds)
-                if from_date <= day <= to_date
-            ]
-        if not in_range:
-            continue
-        entries.append(EntryInRange(row, in_range))
-        project = projects.get(row.project_id)
-        if project is None:
-            project = projects[row.project_id] = ProjectTotal(row.project_id, row.project_name or "")
-        for day, seconds in in_range:
-            total = days[(day - from_date).days]
-            total.seconds += seconds
-            project.seconds += seconds
+        start, end, duration = row.start_micros, row.end_micros, row.duration_seconds
+        first = bisect_right(edges, start) - 1
+        if 0 <= first < day_count and end <= edges[first + 1]:
+            # Inside one local day of the range: most entries.
+            in_range = [(dates[first], duration)]
+            day_seconds[first] += duration
             if row.is_billable:
-                total.billable_seconds += seconds
-                project.billable_seconds += seconds
+                day_billable[first] += duration
+            counted = duration
+        else:
+            if 0 <= first and end <= range_end:
+                pieces = _cut_at_edges(edges, first, start, end, duration)
+            else:
+                pieces = [
+                    ((day - from_date).days, seconds)
+                    for day, seconds in LocalDays(zone).split(row.start_time, row.end_time, duration)
+                    if from_date <= day <= to_date
+                ]
+                if not pieces:
+                    continue
+            in_range = [(dates[index], seconds) for index, seconds in pieces]
+            counted = 0
+            for index, seconds in pieces:
+                day_seconds[index] += seconds
+                if row.is_billable:
+                    day_billable[index] += seconds
+                counted += seconds
+        entries.append(EntryInRange(row, in_range))
+        sums = project_sums.get(row.project_id)
+        if sums is None:
+            sums = project_sums[row.project_id] = [0, 0]
+            project_names[row.project_id] = row.project_name or ""
+        sums[0] += counted
+        if row.is_billable:
+            sums[1] += counted
+    projects = [
+        ProjectTotal(project_id, project_names[project_id], seconds, billable)
+        for project_id, (seconds, billable) in project_sums.items()
+    ]
     return TimesheetReport(
         user_id=user_id,
         user_name=user_name,
@@ -201,7 +267,7 @@ def build_timesheet(
         timezone_known=known,
         from_date=from_date,
         to_date=to_date,
-        days=days,
-        projects=sorted(projects.values(), key=lambda p: (p.project_name.lower(), str(p.project_id))),
+        days=[DayTotal(*day) for day in zip(dates, day_seconds, day_billable, strict=True)],
+        projects=sorted(projects, key=lambda p: (p.project_name.lower(), str(p.project_id))),
         entries=entries,
     )

@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaProducer
 
+from reporting.timesheet import TimesheetEntryRow
 from timetracking.events.v1 import directory_pb2, entries_pb2
 from timetracking.projects.v1 import projects_pb2 as ppb
+from tt_common.timestamps import epoch_micros
 
 T = TypeVar("T")
 
@@ -57,6 +59,26 @@ def reference_days(entries: list[tuple[datetime, datetime]], zone: str) -> dict[
             seconds[t.astimezone(tz).date().isoformat()] += 60
             t += timedelta(minutes=1)
     return dict(seconds)
+
+
+def entry_row(
+    start: datetime, end: datetime, *, billable: bool = True, project: uuid.UUID | None = None
+) -> TimesheetEntryRow:
+    """A timesheet row as the repository returns it, for the pure cutting tests."""
+    return TimesheetEntryRow(
+        entry_id=str(uuid.uuid4()),
+        project_id=str(project or uuid.uuid4()),
+        project_name="P",
+        task_id=None,
+        task_name=None,
+        description="",
+        tags=[],
+        start_micros=epoch_micros(start),
+        end_micros=epoch_micros(end),
+        duration_seconds=int((end - start).total_seconds()),
+        is_billable=billable,
+        invoice_id=None,
+    )
 
 
 def snapshot(

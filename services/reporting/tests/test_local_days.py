@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from reporting_testkit import entry_row
 
-from reporting.timesheet import LocalDays, TimesheetEntryRow, build_timesheet, parse_date_range
+from reporting.timesheet import LocalDays, build_timesheet, parse_date_range
 from tt_common.errors import InvalidArgument
 
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"]
@@ -105,32 +106,17 @@ def test_pieces_always_add_up_to_the_recorded_duration() -> None:
     assert LocalDays(zone).split(start, end, 3600) == [(date(2024, 5, 1), 3600)]
 
 
-def _row(start: datetime, end: datetime, *, billable: bool = True, project: uuid.UUID | None = None):
-    return TimesheetEntryRow(
-        entry_id=uuid.uuid4(),
-        project_id=project or uuid.uuid4(),
-        project_name="P",
-        task_id=None,
-        task_name=None,
-        description="",
-        tags=[],
-        start_time=start,
-        end_time=end,
-        duration_seconds=int((end - start).total_seconds()),
-        is_billable=billable,
-        invoice_id=None,
-    )
-
-
 def test_timesheet_counts_only_the_part_inside_the_range() -> None:
     zone = "Asia/Kolkata"
     project = uuid.uuid4()
     rows = [
-        _row(local(zone, 2024, 6, 9, 23, 0), local(zone, 2024, 6, 10, 2, 0), project=project),  # 2 h inside
-        _row(
+        entry_row(
+            local(zone, 2024, 6, 9, 23, 0), local(zone, 2024, 6, 10, 2, 0), project=project
+        ),  # 2 h inside
+        entry_row(
             local(zone, 2024, 6, 10, 9, 0), local(zone, 2024, 6, 10, 17, 0), project=project, billable=False
         ),
-        _row(
+        entry_row(
             local(zone, 2024, 6, 11, 23, 30), local(zone, 2024, 6, 12, 0, 30), project=project
         ),  # 30 min inside
     ]
@@ -176,18 +162,31 @@ def test_date_range_validation_names_the_field() -> None:
         assert exc.value.violations[0].field == field
 
 
-@pytest.mark.parametrize("zone", ZONES)
-def test_the_timesheet_cuts_every_entry_as_split_does(zone: str) -> None:
-    """build_timesheet takes a shortcut for entries inside one local day; whatever the
+@pytest.mark.parametrize(
+    ("zone", "year"),
+    [
+        *[(zone, 2024) for zone in ZONES],
+        ("America/Havana", 2024),  # DST starts at midnight, and ends at 01:00 back to a second midnight
+        ("Pacific/Apia", 2011),  # skipped 2011-12-30 entirely
+    ],
+)
+def test_the_timesheet_cuts_every_entry_as_split_does(zone: str, year: int) -> None:
+    """build_timesheet places entries on precomputed day edges (one local day, or across
+    midnight inside the range) and leaves the rest to LocalDays.split; whatever the
     entry (before, across or after the range's edges, across midnight or a clock
-    change), its pieces must be exactly those of LocalDays.split inside the range."""
-    rng = random.Random(zone)
-    first, last = date(2024, 1, 1), date(2024, 12, 31)
+    change, starting at any microsecond), its pieces must be exactly those of
+    LocalDays.split inside the range."""
+    rng = random.Random(f"{zone}{year}")
+    first, last = date(year, 1, 1), date(year, 12, 31)
     rows = []
     for _ in range(3000):
-        start = datetime(2023, 12, 30, tzinfo=UTC) + timedelta(seconds=rng.randrange(368 * 86_400))
+        start = datetime(year - 1, 12, 30, tzinfo=UTC) + timedelta(
+            seconds=rng.randrange(368 * 86_400), microseconds=rng.choice([0, rng.randrange(1_000_000)])
+        )
         length = rng.choice([rng.randrange(1, 3600), rng.randrange(3600, 86_400), 86_400])
-        rows.append(_row(start, start + timedelta(seconds=length)))
+        rows.append(
+            entry_row(start, start + timedelta(seconds=length, microseconds=rng.randrange(1_000_000)))
+        )
     sheet = build_timesheet(
         user_id=uuid.uuid4(), user_name="", timezone=zone, from_date=first, to_date=last, rows=rows
     )

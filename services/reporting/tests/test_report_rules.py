@@ -10,10 +10,12 @@ from decimal import Decimal
 
 import pytest
 from google.protobuf.message import DecodeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from reporting import exports, read_model
-from reporting.figures import hours_text, line_amount
+from reporting.figures import hours, hours_text, line_amount
 from reporting.reports_repository import MoneyGroup
 from reporting.summaries import build_project_summary
 from timetracking.events.v1 import directory_pb2, entries_pb2
@@ -28,6 +30,13 @@ def test_hours_are_two_places_half_up() -> None:
     assert hours_text(18) == "0.01"  # 0.005 h rounds up
     assert hours_text(17) == "0.00"
     assert hours_text(8 * 3600 + 30 * 60) == "8.50"
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_hours_text_is_the_decimal_hours_as_text(seconds: int) -> None:
+    """hours_text takes an integer shortcut; it must say exactly what hours() says."""
+    assert hours_text(seconds) == format(hours(seconds), "f")
 
 
 def test_line_amount_rounds_once_per_line_half_up_to_the_minor_unit() -> None:
