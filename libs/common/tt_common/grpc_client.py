@@ -59,11 +59,14 @@ async def check_health(target: str, service: str = "", deadline_s: float = 2.0) 
         return resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def trace_metadata() -> tuple[tuple[str, str], ...]:
-    """The current trace context (W3C traceparent/tracestate) as gRPC call metadata."""
+def trace_metadata() -> grpc.aio.Metadata:
+    """The current trace context (W3C traceparent/tracestate) as gRPC call metadata.
+
+    A Metadata object, not a tuple: grpc checks a tuple against typing.Sequence on every call,
+    a slow isinstance that was ~1.5% of the gateway's CPU."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return tuple(carrier.items())
+    return grpc.aio.Metadata(*carrier.items())
 
 
 async def traced_call(method: Callable[..., Awaitable[R]], request: Any, *, deadline_s: float) -> R:
