@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -70,6 +71,9 @@ UNLIMITED = {
     "GATEWAY_RATE_BURST": "100000",
     "GATEWAY_LOGIN_RATE_BURST": "1000",
 }
+# The configuration of `make up` and docker-compose on this 2-core machine (the test profile
+# runs one process); GATEWAY_WORKERS in the environment overrides it.
+WORKERS = {"GATEWAY_WORKERS": os.environ.get("GATEWAY_WORKERS", "2")}
 
 
 @dataclass
@@ -514,7 +518,7 @@ def main() -> int:
     with ExitStack() as cleanup:
         pg = cfg.database_url("projects")
         if not args.existing:
-            pg = start_own_stack(cfg, cleanup, extra_env=UNLIMITED).databases["projects"]
+            pg = start_own_stack(cfg, cleanup, extra_env=UNLIMITED | WORKERS).databases["projects"]
         ceiling_url = None if args.no_ceiling else start_trivial_http(cfg, cleanup)
         result = asyncio.run(
             run(

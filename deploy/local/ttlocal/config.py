@@ -210,9 +210,11 @@ class StackConfig:
             env["GATEWAY_ENVIRONMENT"] = "dev" if self.profile == "dev" else "test"
             env["GATEWAY_JWT_KEYS"] = json.dumps({"local-1": self.jwt_dev_secret})
             env["GATEWAY_JWT_ACTIVE_KID"] = "local-1"
-            # Two HTTP worker processes: one process tops out near one core, below the
-            # throughput target of a 2-core machine (docs/decisions.md).
-            env["GATEWAY_WORKERS"] = os.environ.get("GATEWAY_WORKERS", str(LOCAL_GATEWAY_WORKERS))
+            # `make up`: two HTTP worker processes (one tops out near one core; docs/decisions.md).
+            # Test stacks start and stop often on shared machines: one process, unless a test
+            # (or the benchmark) asks for more.
+            workers = LOCAL_GATEWAY_WORKERS if self.profile == "dev" else 1
+            env["GATEWAY_WORKERS"] = os.environ.get("GATEWAY_WORKERS", str(workers))
         if service in ("invoicing", "gateway"):
             env[f"{p}_S3_ENDPOINT_URL"] = self.s3_endpoint
             env[f"{p}_S3_ACCESS_KEY"] = self.s3_access_key

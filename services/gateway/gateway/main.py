@@ -23,11 +23,10 @@ from __future__ import annotations
 import atexit
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client
 import uvicorn
-from fastapi import FastAPI
 
 from tt_common.grpc_server import tune_gc
 from tt_common.logging import configure_logging
@@ -37,7 +36,9 @@ from tt_common.settings import load_settings
 from tt_common.telemetry import setup_tracing, shutdown_tracing
 
 from .config import GatewaySettings
-from .http_api import create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 SUPERVISOR_PID_ENV = "TT_GATEWAY_SUPERVISOR_PID"
 
@@ -64,12 +65,16 @@ def worker_app() -> FastAPI:
     settings = load_settings(GatewaySettings)
     _setup_process(settings)
     atexit.register(shutdown_tracing)
+    from .http_api import create_app
+
     return create_app(settings)
 
 
 def main() -> None:
     settings = load_settings(GatewaySettings)
     if settings.workers == 1:
+        from .http_api import create_app  # not in a supervisor: its workers import the app themselves
+
         _setup_process(settings)
         if settings.metrics_port:
             # Not on the public port: scrapers reach it inside the cluster only.
