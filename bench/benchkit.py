@@ -321,10 +321,34 @@ def service_pids(cfg: StackConfig, names: Iterable[str] = SERVICES) -> dict[str,
     return pids
 
 
+def with_descendants(pids: Iterable[int]) -> list[int]:
+    """The processes and every process they started (a gateway's workers), from /proc's children lists."""
+    found: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
 def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU time the processes have used so far (/proc/<pid>/stat)."""
+    """User + system CPU time the processes and their descendants have used so far (/proc/<pid>/stat).
+
+    Descendants are listed at the time of the call: a child that exits between two calls takes its
+    CPU time along (not counted), so measure between instants where the process tree is stable."""
     ticks = 0
-    for pid in pids:
+    for pid in with_descendants(pids):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
@@ -336,13 +360,18 @@ def cpu_seconds(pids: Iterable[int]) -> float:
 
 async def cpu_between(pids: Sequence[int], start: float, end: float) -> float:
     """CPU seconds the processes use between two time.perf_counter() instants (waits for both)."""
+    return sum((await cpu_between_each({str(pid): [pid] for pid in pids}, start, end)).values(), 0.0)
+
+
+async def cpu_between_each(groups: Mapping[str, Sequence[int]], start: float, end: float) -> dict[str, float]:
+    """CPU seconds each named group of processes uses between two time.perf_counter() instants."""
     import asyncio
     import time
 
     await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    before = cpu_seconds(pids)
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     await asyncio.sleep(max(0.0, end - time.perf_counter()))
-    return cpu_seconds(pids) - before
+    return {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
 
 
 def per_op_ms(cpu_s: float, ops: int, *, idle_ms_per_s: float = 0.0, seconds: float = 0.0) -> float | None:

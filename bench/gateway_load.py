@@ -31,11 +31,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,7 @@ import aiohttp
 import grpc
 from benchkit import (
     ROOT,
-    cpu_between,
+    cpu_between_each,
     free_port,
     idle_cpu_ms_per_s,
     machine_info,
@@ -53,6 +54,7 @@ from benchkit import (
     service_pids,
     start_own_stack,
     summary_ms,
+    with_descendants,
     write_result,
 )
 
@@ -69,6 +71,9 @@ UNLIMITED = {
     "GATEWAY_RATE_BURST": "100000",
     "GATEWAY_LOGIN_RATE_BURST": "1000",
 }
+# The configuration of `make up` and docker-compose on this 2-core machine (the test profile
+# runs one process); GATEWAY_WORKERS in the environment overrides it.
+WORKERS = {"GATEWAY_WORKERS": os.environ.get("GATEWAY_WORKERS", "2")}
 
 
 @dataclass
@@ -104,7 +109,7 @@ class MemorySampler:
 
     async def _run(self) -> None:
         while True:
-            sample = {n: self.rss_kib(p) for n, p in self.pids.items()}
+            sample = {n: sum(map(self.rss_kib, with_descendants([p]))) for n, p in self.pids.items()}
             for name, kib in sample.items():
                 self.peak[name] = max(self.peak.get(name, 0), kib)
             self.peak_total = max(self.peak_total, sum(sample.values()))
@@ -213,15 +218,16 @@ async def timer_phase(
     project_id: str,
     warmup: float,
     duration: float,
-    pids: Sequence[int] = (),
+    pids: Mapping[str, int] | None = None,
     idle_ms_per_s: float = 0.0,
 ) -> dict:
-    """Closed loop of start+stop cycles; `pids`: the server processes whose CPU per cycle to report
-    (also net of their `idle_ms_per_s`)."""
+    """Closed loop of start+stop cycles; `pids`: the server processes (by name) whose CPU per cycle
+    to report, in total (also net of their `idle_ms_per_s`) and each (with its worker processes)."""
     calls, cycles = Calls(), 0
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
-    cpu = asyncio.create_task(cpu_between(pids, measure_from, until))
+    groups = {name: [pid] for name, pid in (pids or {}).items()}
+    cpu = asyncio.create_task(cpu_between_each(groups, measure_from, until))
 
     async def vu(headers: dict[str, str]) -> None:
         nonlocal cycles
@@ -245,14 +251,17 @@ async def timer_phase(
 
     await asyncio.gather(*(vu(h) for h in users))
     requests = sum(len(v) for v in calls.ms.values())
+    by_process = await cpu
+    cpu_s = sum(by_process.values())
     return {
         "cycles": cycles,
         "cycles_per_s": round(cycles / duration, 1),
         "requests_per_s": round(requests / duration, 1),
-        "server_cpu_ms_per_cycle": per_op_ms(cpu_s := await cpu, cycles),
+        "server_cpu_ms_per_cycle": per_op_ms(cpu_s, cycles),
         "server_cpu_ms_per_cycle_net_of_idle": per_op_ms(
             cpu_s, cycles, idle_ms_per_s=idle_ms_per_s, seconds=duration
         ),
+        "server_cpu_ms_per_cycle_by_process": {n: per_op_ms(c, cycles) for n, c in by_process.items()},
         **{k: summary_ms(v) for k, v in calls.ms.items()},
         "errors": calls.errors,
     }
@@ -266,14 +275,15 @@ async def entries_phase(
     duration: float,
     *,
     days_back: int = 1,
-    pids: Sequence[int] = (),
+    pids: Mapping[str, int] | None = None,
     idle_ms_per_s: float = 0.0,
 ) -> dict:
     """Closed loop of entry creation; each run needs its own `days_back` so runs never overlap."""
     calls = Calls()
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
-    cpu = asyncio.create_task(cpu_between(pids, measure_from, until))
+    groups = {name: [pid] for name, pid in (pids or {}).items()}
+    cpu = asyncio.create_task(cpu_between_each(groups, measure_from, until))
     base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=days_back)
 
     async def vu(headers: dict[str, str]) -> None:
@@ -300,12 +310,15 @@ async def entries_phase(
 
     await asyncio.gather(*(vu(h) for h in users))
     done = len(calls.ms.get("entry_create", []))
+    by_process = await cpu
+    cpu_s = sum(by_process.values())
     return {
         "requests_per_s": round(done / duration, 1),
-        "server_cpu_ms_per_request": per_op_ms(cpu_s := await cpu, done),
+        "server_cpu_ms_per_request": per_op_ms(cpu_s, done),
         "server_cpu_ms_per_request_net_of_idle": per_op_ms(
             cpu_s, done, idle_ms_per_s=idle_ms_per_s, seconds=duration
         ),
+        "server_cpu_ms_per_request_by_process": {n: per_op_ms(c, done) for n, c in by_process.items()},
         "entry_create": summary_ms(calls.ms.get("entry_create", [])),
         "errors": calls.errors,
     }
@@ -391,12 +404,12 @@ async def phases(
     rate: float,
     warmup: float,
     duration: float,
-    pids: Sequence[int],
+    pids: Mapping[str, int],
 ) -> dict:
     """Timer and entry phases at every concurrency, then the steady phase: one system's numbers.
 
     `pids`: the server processes whose CPU per operation is reported, measured idle first."""
-    idle = await idle_cpu_ms_per_s(pids)
+    idle = await idle_cpu_ms_per_s(list(pids.values()))
     out: dict = {"by_concurrency": {}, "server_idle_cpu_ms_per_s": idle}
     for k, c in enumerate(concurrencies):
         timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle)
@@ -425,7 +438,7 @@ async def run(
         users = [await log_in(http, e) for e in emails]
         memory = MemorySampler(cfg)
         memory.start()
-        pids = list(memory.pids.values())
+        pids = memory.pids
         gateway = await phases(
             http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids
         )
@@ -440,7 +453,7 @@ async def run(
     if ceiling_url:
         async with Http(ceiling_url, most * 2) as http:
             anonymous: list[dict[str, str]] = [{} for _ in range(most)]
-            pids = list(service_pids(cfg, [TRIVIAL]).values())
+            pids = service_pids(cfg, [TRIVIAL])
             result["ceiling"] = await phases(
                 http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration, pids
             )
@@ -463,6 +476,7 @@ def print_result(result: dict) -> None:
             print(
                 f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}, "
                 f"server CPU {t['server_cpu_ms_per_cycle']} ms/cycle"
+                f" {t['server_cpu_ms_per_cycle_by_process']}"
             )
             print(f"    timer_start   {q(t.get('timer_start', {}))}")
             print(f"    timer_stop    {q(t.get('timer_stop', {}))}")
@@ -504,7 +518,7 @@ def main() -> int:
     with ExitStack() as cleanup:
         pg = cfg.database_url("projects")
         if not args.existing:
-            pg = start_own_stack(cfg, cleanup, extra_env=UNLIMITED).databases["projects"]
+            pg = start_own_stack(cfg, cleanup, extra_env=UNLIMITED | WORKERS).databases["projects"]
         ceiling_url = None if args.no_ceiling else start_trivial_http(cfg, cleanup)
         result = asyncio.run(
             run(

@@ -115,7 +115,9 @@ NOTES = [
     "Timers are stopped within seconds, so the stop measured is the product's discard path "
     "(under 60 s: the row is locked, deleted and audited; no event). The pgbench ceiling does the same.",
     "The gateway's general rate limit is lifted for the run, so its Redis token bucket is paid but "
-    "never refuses; every virtual user logs in and uses its own bearer token.",
+    "never refuses (with leases of 20 tokens per round trip, the most a process leases); every "
+    "virtual user logs in and uses its own bearer token. The gateway runs 2 worker processes "
+    "(GATEWAY_WORKERS), as `make up` does; their CPU counts with the supervisor's.",
     "Visible lag is sampled by a poller every 20 ms, so it carries up to 20 ms of resolution.",
 ]
 

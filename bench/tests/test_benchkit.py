@@ -24,6 +24,7 @@ from benchkit import (
     render_table,
     summary_ms,
     target_met,
+    with_descendants,
 )
 
 
@@ -156,3 +157,23 @@ def test_cpu_per_operation_counts_this_process_working() -> None:
     assert per_op_ms(1.5, 0) is None
     assert per_op_ms(1.5, 300, idle_ms_per_s=50, seconds=10) == 3.33  # (1,500 - 500 idle) / 300
     assert per_op_ms(0.1, 10, idle_ms_per_s=50, seconds=10) == 0.0  # noise never goes negative
+
+
+def test_cpu_of_a_process_counts_its_children() -> None:
+    """A multi-worker server is measured through its parent's pid: the workers' CPU counts too."""
+    import subprocess
+    import sys
+
+    busy_then_idle = (
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\ntime.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", busy_then_idle])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and cpu_seconds([child.pid]) < 0.4:
+            time.sleep(0.1)
+        assert child.pid in with_descendants([os.getpid()])
+        assert cpu_seconds([os.getpid()]) >= cpu_seconds([child.pid]) >= 0.4
+    finally:
+        child.kill()
+        child.wait()

@@ -56,6 +56,8 @@ DEFAULT_PORTS: dict[str, int] = {
 
 PROFILE_OFFSETS = {"dev": 0, "test": 100}
 
+LOCAL_GATEWAY_WORKERS = 2
+
 SERVICES = ("projects", "tracking", "reporting", "invoicing", "gateway")
 # Services that serve gRPC (and Prometheus metrics on their own port).
 GRPC_SERVICES = ("projects", "tracking", "reporting", "invoicing")
@@ -208,6 +210,11 @@ class StackConfig:
             env["GATEWAY_ENVIRONMENT"] = "dev" if self.profile == "dev" else "test"
             env["GATEWAY_JWT_KEYS"] = json.dumps({"local-1": self.jwt_dev_secret})
             env["GATEWAY_JWT_ACTIVE_KID"] = "local-1"
+            # `make up`: two HTTP worker processes (one tops out near one core; docs/decisions.md).
+            # Test stacks start and stop often on shared machines: one process, unless a test
+            # (or the benchmark) asks for more.
+            workers = LOCAL_GATEWAY_WORKERS if self.profile == "dev" else 1
+            env["GATEWAY_WORKERS"] = os.environ.get("GATEWAY_WORKERS", str(workers))
         if service in ("invoicing", "gateway"):
             env[f"{p}_S3_ENDPOINT_URL"] = self.s3_endpoint
             env[f"{p}_S3_ACCESS_KEY"] = self.s3_access_key

@@ -63,7 +63,9 @@ def start(cfg: StackConfig, env_overrides: dict[str, str] | None = None) -> None
         env = {**cfg.service_env(service), **(env_overrides or {})}
         proc.spawn(cfg, service, [str(venv_python(cfg)), "-m", service], env=env, cwd=cfg.root)
     for service in cfg.services:
-        proc.wait_until(partial(proc.port_open, cfg.port(service)), service, 60, cfg=cfg, name=service)
+        # 120 s: a gateway with workers listens once a worker has imported the app, which on a
+        # busy shared machine takes a minute.
+        proc.wait_until(partial(proc.port_open, cfg.port(service)), service, 120, cfg=cfg, name=service)
     if "gateway" in cfg.services:
         proc.wait_until(lambda: _gateway_ready(cfg), "gateway /readyz", 90, cfg=cfg, name="gateway")
     proc.log("services ready")

@@ -1,8 +1,10 @@
 """Prometheus metrics: every metric name, and the gRPC server interceptor.
 
 Each service process exposes the default prometheus_client registry on
-`<SVC>_METRICS_PORT` (started by GrpcServiceRunner). Metrics carry no service
-label: one process is one service, and the scraper adds job and instance.
+`<SVC>_METRICS_PORT` (started by GrpcServiceRunner); a server with several
+worker processes (the gateway with GATEWAY_WORKERS > 1) serves their sum from
+its supervisor (`multiprocess_metrics`). Metrics carry no service label: one
+process (or supervisor) is one service, and the scraper adds job and instance.
 Metric objects live next to the code that records them (outbox.py, kafka.py,
 invoicing); their names live here, so dashboards, alerts and code agree.
 """
@@ -122,3 +124,35 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def multiprocess_metrics(port: int | None, addr: str) -> Iterator[None]:
+    """Metrics of a server that runs in several worker processes, served by their supervisor.
+
+    prometheus_client's multiprocess mode: each worker (a fresh interpreter started after
+    this) finds PROMETHEUS_MULTIPROC_DIR in its environment and keeps its counters and
+    histograms in files there; the supervisor serves their sum on `port`, so one scrape
+    sees the whole server, as with one process. The directory is private to this run and
+    removed at exit (a dead worker's counts stay in the sum until then, as counters must).
+    Process metrics (CPU, memory) of the workers are not exported in this mode.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    directory = tempfile.mkdtemp(prefix="metrics-")
+    os.environ[MULTIPROC_DIR_ENV] = directory
+    try:
+        if port:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=directory)
+            start_http_server(port, addr=addr, registry=registry)
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

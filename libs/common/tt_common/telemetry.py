@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _configured = False
+_recorded = False
 
 
 class SpanNames:
@@ -33,7 +34,7 @@ class SpanNames:
 
 def setup_tracing(service_name: str) -> TracerProvider:
     """Install the global tracer provider once per process."""
-    global _configured
+    global _configured, _recorded
     provider = trace.get_tracer_provider()
     if _configured and isinstance(provider, TracerProvider):
         return provider
@@ -43,6 +44,7 @@ def setup_tracing(service_name: str) -> TracerProvider:
     )
     # None: the SDK's choice (OTEL_TRACES_SAMPLER, else parent-based always-on).
     sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
+    _recorded = sampler is None
     provider = TracerProvider(resource=resource, sampler=sampler)
     if exporting:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -51,6 +53,14 @@ def setup_tracing(service_name: str) -> TracerProvider:
     trace.set_tracer_provider(provider)
     _configured = True
     return provider
+
+
+def spans_recorded() -> bool:
+    """Whether this process may record spans (an exporter or an explicit sampler is configured).
+
+    False: every span of this process's own making is a non-recording one that only carries
+    trace and span ids, so an edge can skip the work of naming and describing its spans."""
+    return _recorded
 
 
 def shutdown_tracing() -> None:

@@ -20,6 +20,9 @@ class GatewaySettings(BaseServiceSettings, KafkaSettings, RedisSettings):
     environment: Literal["dev", "test", "production"] = "dev"
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
+    workers: int = Field(
+        default=1, ge=1, le=64, description="HTTP worker processes (1: the app runs in the main process)"
+    )
     metrics_port: int | None = Field(default=None, ge=1, le=65535, description="Prometheus; off when unset")
     projects_target: str
     tracking_target: str

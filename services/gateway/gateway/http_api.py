@@ -12,6 +12,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 
 from tt_common.redis import make_redis
+from tt_common.telemetry import spans_recorded
 
 from . import problems
 from .clients import ServiceClients
@@ -20,6 +21,7 @@ from .limits import BodySizeLimit
 from .metrics import HttpMetrics
 from .routes import auth, clients, entries, invoices, projects, reports, system, timer, users
 from .state import Gateway
+from .tracecontext import TraceContext
 
 DESCRIPTION = """
 Time entries, timers, reports and invoices for agencies and consultancies.
@@ -51,7 +53,8 @@ def _untraced(scope: MutableMapping[str, Any]) -> bool:
 # Not opentelemetry-instrumentation-fastapi: that one matches every request against the
 # whole route table a second time to name its span, a fifth of the gateway's CPU per request.
 # Sub-spans for dependencies and serialization are off (they tell nothing here, and cost);
-# HTTP metrics are Prometheus's (metrics.py), logs structlog's.
+# HTTP metrics are Prometheus's (metrics.py), logs structlog's. When this process records no
+# spans (no exporter), TraceContext carries the trace ids instead, without describing spans.
 TELEMETRY: TelemetryConfig = {
     "tracing": True,
     "operation_spans": False,
@@ -59,6 +62,8 @@ TELEMETRY: TelemetryConfig = {
     "logs": False,
     "exclude": _untraced,
 }
+
+UNRECORDED: TelemetryConfig = {**TELEMETRY, "tracing": False}
 
 
 # The order of the API's sections in /docs.
@@ -101,7 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        telemetry=TELEMETRY,
+        telemetry=TELEMETRY if spans_recorded() else UNRECORDED,
         openapi_tags=OPENAPI_TAGS,
     )
     problems.install(app)
@@ -132,4 +137,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics)
+    if not spans_recorded():
+        app.add_middleware(TraceContext, exclude=_untraced)
     return app

@@ -26,12 +26,17 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+MAX_CACHED_SERIES = 2000
+
 
 class HttpMetrics:
     """A pure ASGI middleware (no per-request task switching like BaseHTTPMiddleware)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        # (method, route, code) -> the labelled children: `labels()` takes a lock and builds
+        # a key each time, per request, for the same few dozen series.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -50,6 +55,11 @@ class HttpMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            REQUESTS.labels(method, template, str(status["code"])).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - started)
+            key = (scope.get("method", "GET"), template, status["code"])
+            series = self._series.get(key)
+            if series is None:
+                series = (REQUESTS.labels(key[0], template, str(key[2])), LATENCY.labels(key[0], template))
+                if len(self._series) < MAX_CACHED_SERIES:
+                    self._series[key] = series
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)

@@ -76,6 +76,8 @@ app.kubernetes.io/component: {{ .name }}
   value: "0.0.0.0"
 - name: GATEWAY_HTTP_PORT
   value: {{ $root.Values.services.gateway.httpPort | quote }}
+- name: GATEWAY_WORKERS
+  value: {{ $root.Values.gateway.workers | default 1 | quote }}
 - name: GATEWAY_METRICS_PORT
   value: {{ $root.Values.metricsPort | quote }}
 - name: GATEWAY_REDIS_URL
