@@ -22,6 +22,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _configured = False
 
+# The sampler without an exporter: a span is recorded only when its parent was sampled.
+# One instance, so `records_only_sampled_parents` can recognise it.
+UNLESS_PARENT_SAMPLED = ParentBased(ALWAYS_OFF)
+
 
 class SpanNames:
     """Span names live here, so dashboards and code agree."""
@@ -42,7 +46,7 @@ def setup_tracing(service_name: str) -> TracerProvider:
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     )
     # None: the SDK's choice (OTEL_TRACES_SAMPLER, else parent-based always-on).
-    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
+    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else UNLESS_PARENT_SAMPLED
     provider = TracerProvider(resource=resource, sampler=sampler)
     if exporting:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -51,6 +55,14 @@ def setup_tracing(service_name: str) -> TracerProvider:
     trace.set_tracer_provider(provider)
     _configured = True
     return provider
+
+
+def records_only_sampled_parents() -> bool:
+    """True when the installed provider records a span only if its parent was sampled
+    (no exporter, no OTEL_TRACES_SAMPLER): then a span without a sampled parent is
+    known to record nothing before it is started."""
+    provider = trace.get_tracer_provider()
+    return isinstance(provider, TracerProvider) and provider.sampler is UNLESS_PARENT_SAMPLED
 
 
 def shutdown_tracing() -> None:
