@@ -425,15 +425,13 @@ def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
             return r
 
         def timers() -> dict:
-            r = asyncio.run(
-                tracking_timers.run_load(
-                    cfg.grpc_target("tracking"),
-                    cfg.grpc_target("projects"),
-                    plan.tracking_concurrency,
-                    plan.tracking_duration_s,
-                    plan.tracking_warmup_s,
-                    list(service_pids(cfg, ["tracking", "projects"]).values()),
-                )
+            r = tracking_timers.run(
+                cfg.grpc_target("tracking"),
+                cfg.grpc_target("projects"),
+                plan.tracking_concurrency,
+                plan.tracking_duration_s,
+                plan.tracking_warmup_s,
+                list(service_pids(cfg, ["tracking", "projects"]).values()),
             )
             r["ceiling"] = tracking_timers.pgbench_ceiling(
                 tracking_db, plan.tracking_concurrency, plan.tracking_duration_s

@@ -103,3 +103,23 @@ async def test_a_database_that_does_not_answer_is_unavailable_through_either_dri
             await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE, repr(failure)
         assert dict(exc.value.trailing_metadata())["error-code"] == "unavailable"
+
+
+async def test_a_handler_that_aborts_itself_keeps_its_status_and_logs_no_error() -> None:
+    from grpc_health.v1 import health
+    from structlog.testing import capture_logs
+
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with capture_logs() as logs, pytest.raises(grpc.aio.AioRpcError) as exc:
+                await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service="not-registered"), timeout=5
+                )
+    finally:
+        await server.stop(None)
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    assert logs == []  # not mistaken for an unhandled error (and aborted twice)

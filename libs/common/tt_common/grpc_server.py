@@ -16,10 +16,10 @@ import prometheus_client
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from .db import database_unavailable
 from .errors import DomainError
+from .grpc_tracing import ServerTracingInterceptor
 from .logging import get_logger
 from .metrics import GrpcMetricsInterceptor
 from .settings import ServiceSettings
@@ -42,27 +42,41 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[tuple[st
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """The one place where exceptions become gRPC statuses."""
 
+    def __init__(self) -> None:
+        # method -> (the handler it wraps, the guarded handler), built once per method.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or not handler.unary_unary:
             # Streaming handlers map their own errors through `abort_with`.
             return handler
-        inner = handler.unary_unary
         method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, _guarded(handler, method))
+            self._wrapped[method] = cached
+        return cached[1]
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return await inner(request, context)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped, and logged when unexpected
-                await abort_with(context, exc, method)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _guarded(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    inner = handler.unary_unary
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await inner(request, context)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            # AbortError: the handler aborted with its own status (grpc's health service does);
+            # aborting again would turn it into UNKNOWN.
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped, and logged when unexpected
+            await abort_with(context, exc, method)
+
+    return grpc.unary_unary_rpc_method_handler(
+        guarded,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException, method: str = "") -> None:
@@ -86,7 +100,7 @@ class GrpcServiceRunner:
         self.settings = settings
         # Outermost first: metrics wraps the error mapping, so it counts the final status code.
         self.server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), GrpcMetricsInterceptor(), DomainErrorInterceptor()]
+            interceptors=[ServerTracingInterceptor(), GrpcMetricsInterceptor(), DomainErrorInterceptor()]
         )
         self.health = health.aio.HealthServicer()
         self._service_names: list[str] = [reflection.SERVICE_NAME, health.SERVICE_NAME]

@@ -97,33 +97,55 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     methods are measured: an unknown method name (a scanner, a typo) returns
     UNIMPLEMENTED without creating a label set, which keeps cardinality bounded.
     Streaming calls (health Watch, reflection) pass through unmeasured.
+
+    Each method's labelled metrics are looked up once, not per call (`labels()`
+    hashes and locks on every use), and its wrapper is built once.
     """
+
+    def __init__(self) -> None:
+        # method -> (the handler it wraps, the measured handler)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or not handler.unary_unary:
             return handler
-        inner = handler.unary_unary
-        service, method = split_method(handler_call_details.method)
-        latency = GRPC_HANDLING_SECONDS.labels(service, method)
+        full_method = handler_call_details.method
+        cached = self._wrapped.get(full_method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, _measured(handler, *split_method(full_method)))
+            self._wrapped[full_method] = cached
+        return cached[1]
 
-        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            failure: BaseException | None = None
-            try:
-                return await inner(request, context)
-            except BaseException as exc:
-                failure = exc
-                raise
-            finally:
-                latency.observe(time.perf_counter() - started)
-                GRPC_HANDLED.labels(service, method, _final_code(context, failure).name).inc()
 
-        return grpc.unary_unary_rpc_method_handler(
-            measured,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _measured(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
+    inner = handler.unary_unary
+    latency = GRPC_HANDLING_SECONDS.labels(service, method)
+    handled: dict[grpc.StatusCode, Any] = {}
+
+    def count(code: grpc.StatusCode) -> None:
+        child = handled.get(code)
+        if child is None:
+            child = handled[code] = GRPC_HANDLED.labels(service, method, code.name)
+        child.inc()
+
+    async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            return await inner(request, context)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
+            count(_final_code(context, failure))
+
+    return grpc.unary_unary_rpc_method_handler(
+        measured,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"

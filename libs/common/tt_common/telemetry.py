@@ -21,7 +21,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _configured = False
-_recorded = False
+
+# The sampler without an exporter: a span is recorded only when its parent was sampled.
+# One instance, so `records_only_sampled_parents` can recognise it.
+UNLESS_PARENT_SAMPLED = ParentBased(ALWAYS_OFF)
 
 
 class SpanNames:
@@ -34,7 +37,7 @@ class SpanNames:
 
 def setup_tracing(service_name: str) -> TracerProvider:
     """Install the global tracer provider once per process."""
-    global _configured, _recorded
+    global _configured
     provider = trace.get_tracer_provider()
     if _configured and isinstance(provider, TracerProvider):
         return provider
@@ -43,8 +46,7 @@ def setup_tracing(service_name: str) -> TracerProvider:
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     )
     # None: the SDK's choice (OTEL_TRACES_SAMPLER, else parent-based always-on).
-    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
-    _recorded = sampler is None
+    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else UNLESS_PARENT_SAMPLED
     provider = TracerProvider(resource=resource, sampler=sampler)
     if exporting:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -55,12 +57,12 @@ def setup_tracing(service_name: str) -> TracerProvider:
     return provider
 
 
-def spans_recorded() -> bool:
-    """Whether this process may record spans (an exporter or an explicit sampler is configured).
-
-    False: every span of this process's own making is a non-recording one that only carries
-    trace and span ids, so an edge can skip the work of naming and describing its spans."""
-    return _recorded
+def records_only_sampled_parents() -> bool:
+    """True when the installed provider records a span only if its parent was sampled
+    (no exporter, no OTEL_TRACES_SAMPLER): then a span without a sampled parent is
+    known to record nothing before it is started."""
+    provider = trace.get_tracer_provider()
+    return isinstance(provider, TracerProvider) and provider.sampler is UNLESS_PARENT_SAMPLED
 
 
 def shutdown_tracing() -> None:

@@ -12,7 +12,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 
 from tt_common.redis import make_redis
-from tt_common.telemetry import spans_recorded
+from tt_common.telemetry import records_only_sampled_parents
 
 from . import problems
 from .clients import ServiceClients
@@ -106,7 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        telemetry=TELEMETRY if spans_recorded() else UNRECORDED,
+        telemetry=UNRECORDED if records_only_sampled_parents() else TELEMETRY,
         openapi_tags=OPENAPI_TAGS,
     )
     problems.install(app)
@@ -137,6 +137,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics)
-    if not spans_recorded():
+    if records_only_sampled_parents():
         app.add_middleware(TraceContext, exclude=_untraced)
     return app

@@ -12,7 +12,7 @@ from tt_common.db import driver_pool_from_settings, engine_from_settings, ping, 
 from tt_common.grpc_client import channel
 from tt_common.grpc_server import GrpcServiceRunner, run_service
 from tt_common.outbox import run_relay
-from tt_common.redis import make_redis
+from tt_common.redis import make_redis, short_commands
 
 from .config import TrackingSettings
 from .directory import ProjectsDirectory
@@ -89,6 +89,7 @@ async def serve(settings: TrackingSettings) -> None:
 
     async def close() -> None:
         await projects.close()
+        await short_commands(redis).aclose()  # the timer lock's connections
         await redis.aclose()
         await driver_pool.close()
         await engine.dispose()
