@@ -34,7 +34,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchkit import machine_info, ratio, start_own_stack, write_result  # noqa: E402
+from benchkit import (  # noqa: E402
+    cpu_seconds,
+    machine_info,
+    ratio,
+    service_pids,
+    start_own_stack,
+    write_result,
+)
 
 from timetracking.common.v1 import types_pb2  # noqa: E402
 from timetracking.invoicing.v1 import invoicing_pb2 as ipb  # noqa: E402
@@ -105,18 +112,41 @@ def load_entries(
         conn.commit()
 
 
-def ceiling_claim(tracking_db: str, project_id: str) -> float:
-    """The claim's core UPDATE straight at PostgreSQL, rolled back: the floor under GenerateInvoice."""
+CLAIM_UPDATE = (
+    "UPDATE time_entries SET invoice_id = %s, version = version + 1 WHERE project_id = %s"
+    " AND invoice_id IS NULL AND is_billable AND end_time IS NOT NULL RETURNING entry_id"
+)
+
+
+def ceiling_claim(tracking_db: str, project_id: str) -> tuple[float, float]:
+    """The claim's core UPDATE straight at PostgreSQL, rolled back: the floor under GenerateInvoice.
+
+    Returns the wall time, and the server's own execution time of the same UPDATE by
+    EXPLAIN ANALYZE (TIMING OFF), which other load on the machine distorts less.
+    """
     with psycopg.connect(tracking_db) as conn:
         t0 = time.perf_counter()
-        conn.execute(
-            "UPDATE time_entries SET invoice_id = %s, version = version + 1 WHERE project_id = %s"
-            " AND invoice_id IS NULL AND is_billable AND end_time IS NOT NULL RETURNING entry_id",
-            (uuid.uuid4(), project_id),
-        ).fetchall()
+        conn.execute(CLAIM_UPDATE, (uuid.uuid4(), project_id)).fetchall()
         elapsed = time.perf_counter() - t0
         conn.rollback()
-    return elapsed
+        plan = conn.execute(
+            "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + CLAIM_UPDATE, (uuid.uuid4(), project_id)
+        ).fetchone()
+        conn.rollback()
+    assert plan is not None
+    return elapsed, plan[0][0]["Execution Time"] / 1000
+
+
+async def outbox_drained(tracking_db: str, timeout_s: float = 600) -> float:
+    """Wait until tracking's relay has published every event; the perf_counter() instant it had."""
+    deadline = time.perf_counter() + timeout_s
+    with psycopg.connect(tracking_db, autocommit=True) as conn:
+        while time.perf_counter() < deadline:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+            if row is not None and row[0] == 0:
+                return time.perf_counter()
+            await asyncio.sleep(0.05)
+    raise TimeoutError("tracking's outbox was not drained")
 
 
 async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int]) -> list[dict]:
@@ -133,10 +163,13 @@ async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int])
             project_id, user_ids, task_ids = await make_project(projects, users)
             start = datetime(date.today().year - 1, 1, 1, tzinfo=UTC)
             load_entries(tracking_db, project_id, user_ids, task_ids, n, start)
-            ceiling = ceiling_claim(tracking_db, project_id)
+            ceiling, ceiling_exec = ceiling_claim(tracking_db, project_id)
             period = types_pb2.Period()
             period.start.FromDatetime(start)
             period.end.FromDatetime(start + timedelta(days=366))
+            await outbox_drained(tracking_db)  # earlier sizes' events out of the way
+            pids = service_pids(cfg, ["tracking", "invoicing"])
+            cpu0 = {name: cpu_seconds([pid]) for name, pid in pids.items()}
             t0 = time.perf_counter()
             invoice = await invoicing.GenerateInvoice(
                 ipb.GenerateInvoiceRequest(
@@ -145,6 +178,10 @@ async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int])
                 timeout=300,
             )
             elapsed = time.perf_counter() - t0
+            cpu1 = {name: cpu_seconds([pid]) for name, pid in pids.items()}
+            # The claim's events leave through tracking's relay after the call: its CPU counts too.
+            drained = await outbox_drained(tracking_db) - t0
+            cpu_relay = cpu_seconds([pids["tracking"]]) - cpu1["tracking"]
             billed = sum(len(line.entry_ids) for line in invoice.lines)
             assert billed == n, f"billed {billed} of {n}"
             results.append(
@@ -152,6 +189,12 @@ async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int])
                     "entries": n,
                     "generate_s": round(elapsed, 3),
                     "ceiling_claim_update_s": round(ceiling, 3),
+                    "ceiling_claim_update_exec_s": round(ceiling_exec, 3),
+                    # Process CPU (user + system), least distorted by other load on the machine.
+                    "cpu_tracking_s": round(cpu1["tracking"] - cpu0["tracking"], 2),
+                    "cpu_invoicing_s": round(cpu1["invoicing"] - cpu0["invoicing"], 2),
+                    "cpu_tracking_relay_after_s": round(cpu_relay, 2),
+                    "events_published_after_s": round(drained, 2),
                     "ratio_to_ceiling": round(ratio(elapsed, ceiling, "lower") or 0, 1),
                     "lines": len(invoice.lines),
                     "total": invoice.total,
@@ -159,7 +202,11 @@ async def bench_generation(cfg: StackConfig, tracking_db: str, sizes: list[int])
             )
             print(
                 f"  {n:>7} entries: GenerateInvoice {elapsed:6.2f} s  (claim UPDATE alone {ceiling:5.2f} s,"
-                f" x{elapsed / ceiling:.1f}), {len(invoice.lines)} lines, total {invoice.total} EUR"
+                f" x{elapsed / ceiling:.1f}; its execution {ceiling_exec:5.2f} s),"
+                f" {len(invoice.lines)} lines, total {invoice.total} EUR\n"
+                f"           CPU during the call: tracking {cpu1['tracking'] - cpu0['tracking']:.2f} s,"
+                f" invoicing {cpu1['invoicing'] - cpu0['invoicing']:.2f} s; then tracking's relay"
+                f" {cpu_relay:.2f} s until every event was published ({drained:.1f} s after the call began)"
             )
     return results
 
@@ -211,7 +258,7 @@ def bench_pdf(pages: list[int]) -> list[dict]:
     minimal_pdf(1, 11)
     results = []
     for target in pages:
-        n_lines = max(1, target * 21 - 10)  # about 21 lines a page after the first page's header blocks
+        n_lines = max(1, target * 22 - 10)  # about 22 lines a page after the first page's header blocks
         ctx = invoice_pdf_context(n_lines)
         t0, cpu0 = time.perf_counter(), time.process_time()
         pdf = render_pdf(ctx)

@@ -272,6 +272,12 @@ def metrics_from(results: dict[str, Any]) -> list[Metric]:
                 gen["ceiling_claim_update_s"],
                 "claim UPDATE",
                 targets.get(n),
+                note=(
+                    f"CPU tracking {gen['cpu_tracking_s']:.2f} s (+{gen['cpu_tracking_relay_after_s']:.2f} s"
+                    f" relaying its events), invoicing {gen['cpu_invoicing_s']:.2f} s"
+                    if "cpu_tracking_s" in gen
+                    else ""
+                ),
             )
         )
     return rows

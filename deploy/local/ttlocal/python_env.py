@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from . import proc
 from .config import StackConfig
+from .postgres import apt_install
 
 UV_VERSION = "0.13.9"
 
@@ -42,3 +44,17 @@ def install(cfg: StackConfig) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    pdf_libraries()
+
+
+def pdf_libraries() -> None:
+    """HarfBuzz's subsetter, which WeasyPrint uses for the invoice PDFs' fonts when present.
+
+    Without it WeasyPrint falls back to fontTools (with a warning), ~0.7 s of CPU more per PDF.
+    """
+    if ctypes.util.find_library("harfbuzz-subset"):
+        return
+    if shutil.which("apt-get"):
+        apt_install(["libharfbuzz-subset0"])
+    else:
+        proc.log("HarfBuzz-Subset not found: invoice PDFs subset fonts with fontTools (slower)")

@@ -19,9 +19,11 @@ same committed snapshot.
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -141,7 +143,7 @@ class OutboxRelay:
         table: Table,
         producer: AIOKafkaProducer,
         listen_dsn: str | None = None,
-        batch_size: int = 200,
+        batch_size: int = 500,
         poll_interval_s: float = 1.0,
         retention: timedelta = timedelta(days=7),
         publish_timeout_s: float = 30.0,
@@ -212,26 +214,37 @@ class OutboxRelay:
             await session.execute(
                 update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now())
             )
-        for row in rows:
-            PUBLISHED.labels(row.topic).inc()
+        for topic, count in collections.Counter(row.topic for row in rows).items():
+            PUBLISHED.labels(topic).inc(count)
         return len(rows)
 
     async def _send(self, rows: Sequence[Any]) -> None:
+        """Send a batch: one producer span per run of rows from one origin (topic and request).
+
+        Each event continues the trace of the request that wrote it: its Kafka
+        headers carry the context of a producer span parented on that request, so
+        the consumer's span joins the same trace. Consecutive rows written by one
+        request (a claim writes 100k) share that span and their headers, instead
+        of paying a span, an extract and an inject per row.
+        """
         with _tracer.start_as_current_span(SpanNames.OUTBOX_RELAY) as span:
             span.set_attribute("outbox.batch_size", len(rows))
             futures = []
-            for row in rows:
-                # Each event continues the trace of the request that wrote it.
-                ctx = context_from_carrier(row.headers or {})
+            # Runs of consecutive rows, not groups: the batch is sent in id order (one key's
+            # events stay in order).
+            for (topic, carrier), run in groupby(rows, key=lambda r: (r.topic, r.headers or {})):
+                group = list(run)
+                ctx = context_from_carrier(carrier)
                 with _tracer.start_as_current_span(
-                    SpanNames.KAFKA_PUBLISH.format(topic=row.topic), context=ctx, kind=trace.SpanKind.PRODUCER
-                ):
-                    key = row.key.encode() if row.key else None
-                    futures.append(
-                        await self.producer.send(
-                            row.topic, self.payload(row), key=key, headers=inject_headers()
+                    SpanNames.KAFKA_PUBLISH.format(topic=topic), context=ctx, kind=trace.SpanKind.PRODUCER
+                ) as publish:
+                    publish.set_attribute("messaging.batch.message_count", len(group))
+                    headers = inject_headers()
+                    for row in group:
+                        key = row.key.encode() if row.key else None
+                        futures.append(
+                            await self.producer.send(topic, self.payload(row), key=key, headers=headers)
                         )
-                    )
             # send() only enqueues; the acks (acks=all) arrive through these futures.
             await asyncio.gather(*futures)
 

@@ -65,7 +65,7 @@ def invoice(inv: Invoice, lines: list[InvoiceLine] | None = None) -> pb.Invoice:
                 seconds=line.seconds,
                 hourly_rate=format_decimal(line.hourly_rate),
                 amount=_money(line.amount, inv.currency),
-                entry_ids=[str(e) for e in line.entry_ids],
+                entry_ids=line.entry_ids,
             )
         )
     return out

@@ -145,7 +145,7 @@ class InvoiceGenerator:
         tasks = {t: uuid.UUID(t) if t else None for t in {e.task_id for e in claim.entries}}
         entries = [
             BillableEntry(
-                entry_id=uuid.UUID(e.entry_id),
+                entry_id=e.entry_id,
                 task_id=tasks[e.task_id],
                 seconds=e.duration_seconds,
                 hourly_rate=rates[e.hourly_rate],

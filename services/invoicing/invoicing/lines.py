@@ -24,7 +24,8 @@ NO_TASK = "no-task"
 
 @dataclass(frozen=True)
 class BillableEntry:
-    entry_id: uuid.UUID
+    # As tracking sends it (text): only counted, sorted and stored here, never inspected.
+    entry_id: str
     task_id: uuid.UUID | None
     seconds: int
     hourly_rate: Decimal
@@ -39,7 +40,7 @@ class Line:
     seconds: int
     hourly_rate: Decimal | None
     amount: Decimal
-    entry_ids: list[uuid.UUID] = field(default_factory=list)
+    entry_ids: list[str] = field(default_factory=list)
 
     @property
     def hours(self) -> Decimal:

@@ -123,7 +123,8 @@ class InvoiceLine(Base):
     seconds: Mapped[int] = mapped_column(BigInteger, nullable=False)
     hourly_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     amount: Mapped[Decimal] = mapped_column(Numeric(16, 3), nullable=False)
-    entry_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    # uuid[] in the database, text in Python: 100k ids are stored and sent, never inspected.
+    entry_ids: Mapped[list[str]] = mapped_column(ARRAY(UUID(as_uuid=False)), nullable=False)
 
 
 class InvoiceNumberCounter(Base):

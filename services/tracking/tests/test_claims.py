@@ -83,6 +83,9 @@ async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
     assert again.replayed and [e.entry_id for e in again.entries] == [inside.entry_id]
     assert later.entry_id not in {e.entry_id for e in again.entries}
     assert running.entry_id not in {e.entry_id for e in again.entries}
+    # The invoice's entries, as ListEntries finds them (through the claim's project and period).
+    on_invoice = await tracking.ListEntries(tpb.ListEntriesRequest(invoice_id=invoice_id))
+    assert [e.entry_id for e in on_invoice.entries] == [inside.entry_id]
 
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await tracking.ClaimUninvoicedEntries(claim(world, invoice_id, 12, 8, now))
@@ -96,6 +99,7 @@ async def test_claim_is_idempotent_per_invoice_and_release_frees_entries(
     )
     entry = await tracking.GetEntry(tpb.GetEntryRequest(entry_id=inside.entry_id))
     assert entry.invoice_id == "" and entry.version == 3
+    assert not (await tracking.ListEntries(tpb.ListEntriesRequest(invoice_id=invoice_id))).entries
     audit = await tracking.ListEntryAudit(tpb.ListEntryAuditRequest(entry_id=inside.entry_id))
     assert [r.action for r in audit.records] == ["created", "claimed", "released"]
     # created + claimed + released

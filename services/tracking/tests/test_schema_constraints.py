@@ -76,3 +76,30 @@ def test_end_must_follow_start_and_span_at_most_24h(conn: psycopg.Connection) ->
     with pytest.raises(errors.CheckViolation):
         insert(conn, user, T0, T0 + timedelta(hours=24, seconds=1))
     insert(conn, user, T0, T0 + timedelta(hours=24))
+
+
+def test_putting_entries_on_an_invoice_is_a_heap_only_update(conn: psycopg.Connection) -> None:
+    """No index covers invoice_id and pages keep room (fillfactor 50), so a claim of a full page
+    of entries adds no index entries and runs no exclusion check (migration 0004)."""
+    user, project = uuid.uuid4(), uuid.uuid4()
+    for i in range(60):  # more than a page of rows
+        conn.execute(
+            """INSERT INTO time_entries (entry_id, user_id, project_id, start_time, end_time,
+                                         is_billable, hourly_rate, currency)
+               VALUES (%s, %s, %s, %s, %s, true, 100.00, 'EUR')""",
+            (uuid.uuid4(), user, project, T0 + timedelta(hours=i), T0 + timedelta(hours=i, minutes=30)),
+        )
+    with conn.transaction():
+        conn.execute(
+            "UPDATE time_entries SET invoice_id = %s, version = version + 1, updated_at = now()"
+            " WHERE project_id = %s",
+            (uuid.uuid4(), project),
+        )
+        row = conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'time_entries'"
+        ).fetchone()
+    assert row is not None
+    updated, heap_only = row
+    # With an index on invoice_id none would be; a page shared with other tests' rows (their
+    # dead versions not yet pruned) may push a few new versions to another page.
+    assert updated == 60 and heap_only >= 54
