@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from .db import database_unavailable
 from .errors import DomainError
 from .grpc_tracing import ServerTracingInterceptor
+from .grpc_wrappers import MethodWrappers
 from .logging import get_logger
 from .metrics import GrpcMetricsInterceptor
 from .settings import ServiceSettings
@@ -43,8 +44,7 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """The one place where exceptions become gRPC statuses."""
 
     def __init__(self) -> None:
-        # method -> (the handler it wraps, the guarded handler), built once per method.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped = MethodWrappers()
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -52,11 +52,9 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
             # Streaming handlers map their own errors through `abort_with`.
             return handler
         method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is None or cached[0] is not handler:
-            cached = (handler, _guarded(handler, method))
-            self._wrapped[method] = cached
-        return cached[1]
+        return self._wrapped.lookup(method, handler) or self._wrapped.store(
+            method, handler, _guarded(handler, method)
+        )
 
 
 def _guarded(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

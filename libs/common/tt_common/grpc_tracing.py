@@ -25,10 +25,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from .grpc_wrappers import Handler, MethodWrappers
 from .telemetry import records_only_sampled_parents
 
-# grpc's typing has no attributes on RpcMethodHandler (the namedtuple it really is).
-Handler = Any
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
 
 
@@ -47,9 +46,7 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
         self._tracer = trace.get_tracer(__name__)
         # Decided once: the provider is installed before the server is built (run_service).
         self._cheap = records_only_sampled_parents()
-        # method -> (the handler it wraps, OpenTelemetry's wrapper, ours); handlers do not
-        # change once the server runs, so each method's wrappers are built once.
-        self._wrapped: dict[str, tuple[Handler, Handler, Handler]] = {}
+        self._wrapped = MethodWrappers()
 
     async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> Any:
         if not self._cheap or not is_instrumentation_enabled():
@@ -57,13 +54,14 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or not handler.unary_unary:
             return await self._otel.intercept_service(_returning(handler), details)
-        cached = self._wrapped.get(details.method)
-        if cached is None or cached[0] is not handler:
+        wrapped = self._wrapped.lookup(details.method, handler)
+        if wrapped is None:
             # OpenTelemetry's wrapper reads only the method name from `details`.
             otel = await self._otel.intercept_service(_returning(handler), details)
-            cached = (handler, otel, self._cheap_handler(handler, otel, details.method))
-            self._wrapped[details.method] = cached
-        return cached[2]
+            wrapped = self._wrapped.store(
+                details.method, handler, self._cheap_handler(handler, otel, details.method)
+            )
+        return wrapped
 
     def _cheap_handler(self, handler: Handler, otel: Handler, name: str) -> Handler:
         inner, recorded = handler.unary_unary, otel.unary_unary

@@ -20,6 +20,8 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram
 
+from .grpc_wrappers import MethodWrappers
+
 
 class MetricNames:
     """Metric names as exposed (counters with their `_total` suffix)."""
@@ -103,19 +105,16 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self) -> None:
-        # method -> (the handler it wraps, the measured handler)
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped = MethodWrappers()
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or not handler.unary_unary:
             return handler
-        full_method = handler_call_details.method
-        cached = self._wrapped.get(full_method)
-        if cached is None or cached[0] is not handler:
-            cached = (handler, _measured(handler, *split_method(full_method)))
-            self._wrapped[full_method] = cached
-        return cached[1]
+        method = handler_call_details.method
+        return self._wrapped.lookup(method, handler) or self._wrapped.store(
+            method, handler, _measured(handler, *split_method(method))
+        )
 
 
 def _measured(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
