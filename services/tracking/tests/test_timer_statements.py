@@ -1,4 +1,5 @@
-"""The timers' one-statement path (timer_statements.py) against the real database and service:
+"""The one-statement paths of timers and manual entries (timer_statements.py) against the real
+database and service:
 what it answers is what it stored, the entry, its audit record and its event commit together or
 not at all, constraint violations still name the field, and a row that changed meanwhile is
 left to the locked path."""
@@ -228,3 +229,73 @@ async def test_a_timer_edited_after_its_start_stops_as_edited(
     payload = db.execute("SELECT payload FROM outbox WHERE key = %s", (started.entry_id,)).fetchone()
     event = entries_pb2.EntryEvent.FromString(payload[0])
     assert (event.stopped.entry.description, event.stopped.entry.version) == ("renamed", stored.version)
+
+
+async def test_a_manual_entry_answers_exactly_what_was_stored_audited_and_published(
+    tracking: Stub, world: World, db: psycopg.Connection
+) -> None:
+    end = datetime.now(UTC).replace(microsecond=123456) - timedelta(hours=1)
+    created = await manual(tracking, world, end - timedelta(minutes=7, seconds=31), end, tags=["b", "a"])
+    stored = await tracking.GetEntry(tpb.GetEntryRequest(entry_id=created.entry_id))
+    assert created == stored
+    assert (stored.duration_seconds, stored.version, stored.running) == (451, 1, False)
+
+    audit = (await tracking.ListEntryAudit(tpb.ListEntryAuditRequest(entry_id=created.entry_id))).records
+    assert [(r.action, r.actor_user_id, r.before_json) for r in audit] == [("created", world.user_id, "")]
+    after = json.loads(audit[0].after_json)
+    assert (after["entry_id"], after["duration_seconds"], after["tags"]) == (
+        created.entry_id,
+        451,
+        list(stored.tags),
+    )
+
+    rows = db.execute("SELECT event_id, payload FROM outbox WHERE key = %s", (created.entry_id,)).fetchall()
+    assert len(rows) == 1
+    event = entries_pb2.EntryEvent.FromString(rows[0][1])
+    assert event.event_id == str(rows[0][0]) and event.actor_user_id == world.user_id
+    published = event.stopped.entry
+    assert (published.entry_id, published.version, published.duration_seconds) == (created.entry_id, 1, 451)
+    assert published.end_time == stored.end_time and published.hourly_rate == stored.hourly_rate
+
+
+async def test_a_manual_entry_writes_entry_audit_and_event_together_or_not_at_all(
+    statements: TimerStatements, db: psycopg.Connection
+) -> None:
+    user = uuid.uuid4()
+    now = datetime.now(UTC)
+    entry = running_entry(user, now - timedelta(hours=2)).with_changes(
+        end_time=now - timedelta(hours=1), duration_seconds=3600
+    )
+    taken = uuid.uuid4()  # an event id already in the outbox: the event's insert fails...
+    db.execute("INSERT INTO outbox (event_id, topic, key, payload) VALUES (%s, 't', 'k', '\\x00')", (taken,))
+    with pytest.raises(Exception, match="outbox"):
+        await statements.insert_stopped(entry, user, "created", (taken, b"payload"))
+    # ... and so neither the entry nor its audit record exists.
+    assert count_rows(db, "SELECT count(*) FROM time_entries WHERE user_id = %s", user) == 0
+    assert count_rows(db, "SELECT count(*) FROM entry_audit WHERE actor_user_id = %s", user) == 0
+
+    await statements.insert_stopped(entry, user, "created", (uuid.uuid4(), b"payload"))
+    assert count_rows(db, "SELECT count(*) FROM time_entries WHERE user_id = %s", user) == 1
+    assert count_rows(db, "SELECT count(*) FROM entry_audit WHERE actor_user_id = %s", user) == 1
+    assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = %s", str(entry.entry_id)) == 1
+
+    # An overlapping one is refused by the constraint, by name, and writes nothing.
+    overlapping = entry.with_changes(entry_id=uuid.uuid4(), start_time=now - timedelta(minutes=90))
+    with pytest.raises(EntryOverlaps):
+        await statements.insert_stopped(overlapping, user, "created", (uuid.uuid4(), b"payload"))
+    assert count_rows(db, "SELECT count(*) FROM time_entries WHERE user_id = %s", user) == 1
+    assert count_rows(db, "SELECT count(*) FROM entry_audit WHERE actor_user_id = %s", user) == 1
+    assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = %s", str(overlapping.entry_id)) == 0
+
+
+async def test_an_overlapping_manual_entry_is_refused_naming_the_entry_it_overlaps(
+    tracking: Stub, world: World, db: psycopg.Connection
+) -> None:
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    first = await manual(tracking, world, end - timedelta(hours=1), end)
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await manual(tracking, world, end - timedelta(minutes=30), end + timedelta(minutes=30))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert first.entry_id in (exc.value.details() or "")
+    assert count_rows(db, "SELECT count(*) FROM time_entries WHERE user_id = %s", world.user_id) == 1
+    assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = %s", first.entry_id) == 1

@@ -17,8 +17,9 @@ from tt_common.errors import Conflict, FailedPrecondition, InvalidArgument, NotF
 
 from .directory import Directory
 from .domain import Billing, Entry, EntryChanges, EntryOverlaps, check_span, check_start, duration_of
-from .events import EntryEvents
+from .events import EntryEvents, stopped_event
 from .repository import Repositories
+from .timer_statements import TimerStatements
 
 
 @dataclass(frozen=True)
@@ -50,28 +51,71 @@ async def _refuse_overlap(
         raise EntryOverlaps(describe(other))
 
 
+def new_manual_entry(cmd: ManualEntry, billing: Billing, now: datetime) -> Entry:
+    """The stopped entry a manual booking creates, exactly as it will be stored."""
+    return Entry(
+        entry_id=uuid.uuid4(),
+        user_id=cmd.user_id,
+        project_id=cmd.project_id,
+        task_id=cmd.task_id,
+        description=cmd.description,
+        start_time=cmd.start_time,
+        end_time=cmd.end_time,
+        duration_seconds=duration_of(cmd.start_time, cmd.end_time),
+        is_billable=billing.is_billable,
+        hourly_rate=billing.hourly_rate,
+        currency=billing.currency,
+        tags=cmd.tags,
+        invoice_id=None,
+        capped=False,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+# What a manual entry writes; invoice_id, capped and version are the columns' defaults.
+_INSERTED_FIELDS = (
+    "entry_id",
+    "user_id",
+    "project_id",
+    "task_id",
+    "description",
+    "start_time",
+    "end_time",
+    "duration_seconds",
+    "is_billable",
+    "hourly_rate",
+    "currency",
+    "created_at",
+    "updated_at",
+)
+
+
+async def create_manual_entry_fast(
+    statements: TimerStatements, cmd: ManualEntry, billing: Billing, now: datetime
+) -> Entry | None:
+    """The common path: one statement writes the entry, its audit record and its event.
+
+    None when the entry overlaps another: `create_manual_entry` then names that
+    entry (or books this one, if the other went meanwhile).
+    """
+    entry = new_manual_entry(cmd, billing, now)
+    try:
+        await statements.insert_stopped(entry, cmd.actor, "created", stopped_event(entry, cmd.actor, now))
+    except EntryOverlaps:
+        return None
+    return entry
+
+
 async def create_manual_entry(
     repos: Repositories, events: EntryEvents, cmd: ManualEntry, billing: Billing, now: datetime
 ) -> Entry:
     """A stopped entry booked after the fact (the request was validated by the edge)."""
     await _refuse_overlap(repos, cmd.user_id, cmd.start_time, cmd.end_time, None)
+    fresh = new_manual_entry(cmd, billing, now)
     entry = await repos.entries.insert(
-        {
-            "entry_id": uuid.uuid4(),
-            "user_id": cmd.user_id,
-            "project_id": cmd.project_id,
-            "task_id": cmd.task_id,
-            "description": cmd.description,
-            "start_time": cmd.start_time,
-            "end_time": cmd.end_time,
-            "duration_seconds": duration_of(cmd.start_time, cmd.end_time),
-            "is_billable": billing.is_billable,
-            "hourly_rate": billing.hourly_rate,
-            "currency": billing.currency,
-            "tags": list(cmd.tags),
-            "created_at": now,
-            "updated_at": now,
-        }
+        {f: getattr(fresh, f) for f in _INSERTED_FIELDS} | {"tags": list(fresh.tags)}
     )
     await repos.audit.record(entry.entry_id, cmd.actor, "created", None, entry)
     # A new stopped entry reaches consumers the way a stopped timer does.

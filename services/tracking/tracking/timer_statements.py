@@ -1,11 +1,12 @@
-"""The timers' hot path in SQL: one statement per write, on raw connections.
+"""The hot paths in SQL (timers, manual entries): one statement per write, on raw connections.
 
-StartTimer and StopTimer are most of tracking's traffic. Through the ORM each
-cost five or six round trips (BEGIN, the statements, COMMIT) and most of the
-service's CPU; here a start is one statement and a stop is one read plus one
-statement (no read when this process started the timer: `started_here`). Each
-write is a data-modifying CTE, so the entry, its audit record and (for a stop)
-its outbox event commit together or not at all: one statement is one
+StartTimer, StopTimer and CreateManualEntry are most of tracking's traffic.
+Through the ORM each cost five to seven round trips (BEGIN, the statements,
+COMMIT) and most of the service's CPU; here a start is one statement, a stop is
+one read plus one statement (no read when this process started the timer:
+`started_here`), and a manual entry is one statement. Each write is a
+data-modifying CTE, so the entry, its audit record and (for a stop or a manual
+entry) its outbox event commit together or not at all: one statement is one
 transaction. The domain decides every value (timers.py); these statements only
 write them, conditionally on the row being what was read (same version and
 start, still running; every edit bumps the version). A statement that matched
@@ -75,12 +76,31 @@ WITH stopped AS (
 SELECT (SELECT count(*) FROM stopped), (SELECT count(pg_notify('{NOTIFY_CHANNEL}', '')) FROM event)
 """  # noqa: S608 - constants only; every value is a parameter
 
+# A manual entry is born stopped: the row, its "created" audit record and its EntryStopped event.
+_INSERT_STOPPED = f"""
+WITH entry AS (
+    INSERT INTO time_entries (entry_id, user_id, project_id, task_id, description, start_time,
+                              end_time, duration_seconds, is_billable, hourly_rate, currency, tags,
+                              created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+    RETURNING entry_id
+), audit AS (
+    INSERT INTO entry_audit (entry_id, actor_user_id, action, after)
+    SELECT entry_id, $14::uuid, $15::text, $16::jsonb FROM entry
+), event AS (
+    INSERT INTO outbox (event_id, topic, key, payload, headers)
+    SELECT $17::uuid, $18::text, $19::text, $20::bytea, $21::jsonb FROM entry
+    RETURNING id
+)
+SELECT count(pg_notify('{NOTIFY_CHANNEL}', '')) FROM event
+"""  # noqa: S608 - constants only; every value is a parameter
+
 
 _MAX_REMEMBERED = 50_000
 
 
 class TimerStatements:
-    """The fused statements, on the service's `DriverPool`."""
+    """The fused statements of timers and manual entries, on the service's `DriverPool`."""
 
     def __init__(self, db: DriverPool, *, topic: str) -> None:
         self.db = db
@@ -182,3 +202,36 @@ class TimerStatements:
         )
         self._started.pop(running.user_id, None)
         return bool(row[0])
+
+    async def insert_stopped(
+        self, entry: Entry, actor: uuid.UUID | None, action: str, event: tuple[uuid.UUID, bytes]
+    ) -> None:
+        """Insert the stopped `entry` with its audit record and outbox event.
+
+        Raises the constraint's domain error (EntryOverlaps for an overlap), writing nothing.
+        """
+        event_id, payload = event
+        await self._write(
+            _INSERT_STOPPED,
+            entry.entry_id,
+            entry.user_id,
+            entry.project_id,
+            entry.task_id,
+            entry.description,
+            entry.start_time,
+            entry.end_time,
+            entry.duration_seconds,
+            entry.is_billable,
+            entry.hourly_rate,
+            entry.currency,
+            list(entry.tags),
+            entry.created_at,
+            actor,
+            action,
+            json.dumps(entry.snapshot()),
+            event_id,
+            self.topic,
+            str(entry.entry_id),
+            payload,
+            json.dumps(trace_headers()),
+        )
