@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import OutOfOrderSequenceNumber
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, MetaData, Table, Text, select, text
@@ -242,3 +243,37 @@ async def test_consumer_dedupes_dead_letters_poison_and_commits_after_the_transa
     reasons = sorted(dict(r.headers)["dlq-reason"].decode().split(":")[0] for r in dead)
     assert reasons == ["invalid", "undecodable"]
     assert failures["left"] == 0  # the retryable failure was retried, not dead-lettered
+
+
+async def test_a_relay_whose_producer_cannot_send_again_ends_its_run_and_a_fresh_one_delivers(
+    infra, sessions, unique_topic
+) -> None:
+    """A producer whose sender died fails every send alike (after a broker restart aiokafka's
+    idempotent producer can die of OutOfOrderSequenceNumber): retrying with it stalled delivery
+    for good. The relay ends its run instead, rows kept, and the next run's producer sends them."""
+    async with transaction(sessions) as s:
+        for i in range(5):
+            await enqueue(s, outbox, topic=unique_topic, key="entry-0", payload=f"{i}".encode())
+    dead = make_producer(infra.kafka_bootstrap, "test-relay-dead")
+    await dead.start()
+    try:
+        # The state a dying sender leaves behind (aiokafka's Sender._fail_all does exactly this):
+        # every send from now on raises the error that killed it.
+        dead._message_accumulator.fail_all(OutOfOrderSequenceNumber())
+        relay = OutboxRelay(sessions=sessions, table=outbox, producer=dead, poll_interval_s=0.1)
+        with pytest.raises(OutOfOrderSequenceNumber):
+            async with asyncio.timeout(10):  # it used to retry with backoff, forever
+                await relay.run()
+        assert await relay.pending() == 5
+    finally:
+        await dead.stop()
+
+    fresh = make_producer(infra.kafka_bootstrap, "test-relay-fresh")
+    await fresh.start()
+    try:
+        relay = OutboxRelay(sessions=sessions, table=outbox, producer=fresh)
+        assert await relay.publish_batch() == 5
+    finally:
+        await fresh.stop()
+    records = await drain(infra, unique_topic, 5)
+    assert sorted(int(r.value) for r in records) == list(range(5))

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import (
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+)
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
@@ -37,6 +43,17 @@ LAG = Gauge(
     MetricNames.KAFKA_CONSUMER_LAG,
     "Messages in a partition after this consumer's position (high watermark minus next offset)",
     ["topic", "partition"],
+)
+
+
+# An idempotent producer's sender task dies with these (a broker restarted while a batch was in
+# flight can answer OutOfOrderSequenceNumber) and every later send fails the same way: its owner
+# must replace the producer, not retry with it.
+PRODUCER_UNUSABLE: tuple[type[Exception], ...] = (
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+    ProducerClosed,
 )
 
 
@@ -155,6 +172,10 @@ class BatchConsumer:
                     await self._apply(batch)
                     backoff = 0.2
                 except asyncio.CancelledError:
+                    raise
+                except PRODUCER_UNUSABLE:
+                    # A dead-letter producer that cannot send again: this consumer ends with its
+                    # offsets uncommitted, and its worker's supervisor starts a fresh one.
                     raise
                 except Exception:
                     log.exception("batch failed; will retry from the same offsets", backoff_s=backoff)

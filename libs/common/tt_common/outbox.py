@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .db import transaction
+from .kafka import PRODUCER_UNUSABLE, ensure_topics, make_producer
 from .logging import get_logger
 from .metrics import MetricNames
 from .telemetry import SpanNames, context_from_carrier, inject_headers
@@ -170,6 +171,11 @@ class OutboxRelay:
                     published = await self.publish_batch()
                     backoff = 0.5
                 except asyncio.CancelledError:
+                    raise
+                except PRODUCER_UNUSABLE as exc:
+                    # Retrying with this producer would fail forever: end the run, rows kept;
+                    # `run_relay`'s supervisor starts it again with a fresh producer.
+                    log.warning("outbox relay's producer cannot send again; restarting", error=repr(exc))
                     raise
                 except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: keep rows, retry
                     log.warning("outbox relay failed; retrying", error=str(exc), backoff_s=backoff)
@@ -328,11 +334,10 @@ async def run_relay(
 
     `settings` provides kafka_bootstrap_servers and database_url (for LISTEN);
     `encoders` are the service's encoders for rows written as JSON bodies.
-    A fresh producer per attempt: one whose start failed (Kafka down) is not reusable;
+    A fresh producer per attempt: one whose start failed (Kafka down) is not reusable,
+    nor is one whose sender died (`PRODUCER_UNUSABLE`, the relay then ends its run);
     the runner's supervisor restarts this worker with backoff.
     """
-    from .kafka import ensure_topics, make_producer
-
     await ensure_topics(settings.kafka_bootstrap_servers, topics)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id)
     await producer.start()
