@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -88,6 +89,41 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException, meth
 
 Worker = Callable[[], Awaitable[None]]
 
+WORKER_BACKOFF_S = (0.5, 30.0)  # first pause after a crash, and the most it doubles to
+WORKER_HEALTHY_RUN_S = 60.0  # a worker that ran this long before crashing starts from the first pause
+
+
+async def supervise(
+    name: str,
+    worker: Worker,
+    stopping: asyncio.Event,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run `worker` until it returns or `stopping` is set, restarting it after a crash.
+
+    The pause doubles while it keeps crashing (a crash loop does not spin), and starts
+    over after a run of WORKER_HEALTHY_RUN_S: a relay whose producer died with a broker
+    restart, hours after the last one, is back within a second, not after the longest pause.
+    """
+    first, most = WORKER_BACKOFF_S
+    backoff = first
+    while not stopping.is_set():
+        started = clock()
+        try:
+            await worker()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if clock() - started >= WORKER_HEALTHY_RUN_S:
+                backoff = first
+            log.exception("worker crashed; restarting", worker=name, backoff_s=backoff)
+            await sleep(backoff)
+            backoff = min(backoff * 2, most)
+
+
 READINESS = "readiness"
 
 
@@ -148,17 +184,7 @@ class GrpcServiceRunner:
             await asyncio.sleep(self.readiness_interval_s)
 
     async def _supervise(self, name: str, worker: Worker) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                await worker()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker crashed; restarting", worker=name, backoff_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+        await supervise(name, worker, self._stopping)
 
     async def serve(self) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
