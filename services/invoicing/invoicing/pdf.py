@@ -40,7 +40,7 @@ def render_html(context: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _no_full_collections() -> Iterator[None]:
+def no_full_collections() -> Iterator[None]:
     """No full (oldest-generation) garbage collection while inside; one at the end.
 
     A long invoice builds hundreds of thousands of boxes and styles that all stay
@@ -62,7 +62,7 @@ def render_pdf(context: dict[str, Any]) -> bytes:
     """Runs in a worker process: HTML from the template, then the PDF."""
     from weasyprint import HTML
 
-    with _no_full_collections():
+    with no_full_collections():
         return HTML(string=render_html(context), base_url=str(TEMPLATES)).write_pdf()
 
 
