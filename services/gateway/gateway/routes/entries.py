@@ -27,7 +27,7 @@ from ..schemas.common import EARLIEST, LATEST, Cursor, Limit, Page, Tag, Timesta
 from ..schemas.entries import AuditRecordOut, EntryCreate, EntryOut, EntryUpdate
 from ..state import Gateway, GatewayDep
 from . import COMMON, problems
-from .timer import booking, entry_response
+from .timer import booking, entry_headers, entry_response
 
 router = APIRouter(prefix="/v1/time-entries", tags=["time entries"])
 
@@ -120,7 +120,7 @@ async def create_entry(
         body,
         work,
         status_code=201,
-        headers=lambda e: {"ETag": f'"{e.version}"', "Location": f"/v1/time-entries/{e.entry_id}"},
+        headers=entry_headers,
     )
 
 

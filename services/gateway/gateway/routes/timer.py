@@ -40,12 +40,17 @@ async def booking(gw: Gateway, principal: Principal, project_id: str) -> AsyncIt
         raise
 
 
+def entry_headers(entry: EntryOut | tpb.TimeEntry) -> dict[str, str]:
+    """An entry's version as its ETag, and where it lives."""
+    return {"ETag": etag(entry.version), "Location": f"/v1/time-entries/{entry.entry_id}"}
+
+
 def entry_response(entry: tpb.TimeEntry, status: int = 200) -> Response:
     return Response(
         EntryOut.from_pb(entry).model_dump_json(),
         status_code=status,
         media_type="application/json",
-        headers={"ETag": etag(entry.version), "Location": f"/v1/time-entries/{entry.entry_id}"},
+        headers=entry_headers(entry),
     )
 
 
@@ -85,7 +90,7 @@ async def start_timer(
         body,
         work,
         status_code=201,
-        headers=lambda e: {"ETag": etag(e.version), "Location": f"/v1/time-entries/{e.entry_id}"},
+        headers=entry_headers,
     )
 
 
