@@ -65,6 +65,45 @@ class Entry:
         """From anything indexed by column name (a SQLAlchemy row mapping, an asyncpg record)."""
         return cls(**{f: m[f] for f in ENTRY_FIELDS if f != "tags"}, tags=tuple(m["tags"] or ()))
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        user_id: uuid.UUID,
+        project_id: uuid.UUID,
+        task_id: uuid.UUID | None,
+        description: str,
+        tags: tuple[str, ...],
+        billing: Billing,
+        start_time: datetime,
+        end_time: datetime | None,
+        now: datetime,
+    ) -> Entry:
+        """A new entry (a running timer when `end_time` is None), exactly as it will be stored."""
+        return cls(
+            entry_id=uuid.uuid4(),
+            user_id=user_id,
+            project_id=project_id,
+            task_id=task_id,
+            description=description,
+            start_time=start_time,
+            end_time=end_time,
+            duration_seconds=duration_of(start_time, end_time) if end_time else None,
+            is_billable=billing.is_billable,
+            hourly_rate=billing.hourly_rate,
+            currency=billing.currency,
+            tags=tags,
+            invoice_id=None,
+            capped=False,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The entry as column values for an INSERT."""
+        return {f: getattr(self, f) for f in ENTRY_FIELDS} | {"tags": list(self.tags)}
+
     def with_changes(self, **changes: Any) -> Entry:
         return replace(self, **changes)
 

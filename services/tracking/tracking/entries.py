@@ -53,43 +53,17 @@ async def _refuse_overlap(
 
 def new_manual_entry(cmd: ManualEntry, billing: Billing, now: datetime) -> Entry:
     """The stopped entry a manual booking creates, exactly as it will be stored."""
-    return Entry(
-        entry_id=uuid.uuid4(),
+    return Entry.new(
         user_id=cmd.user_id,
         project_id=cmd.project_id,
         task_id=cmd.task_id,
         description=cmd.description,
+        tags=cmd.tags,
+        billing=billing,
         start_time=cmd.start_time,
         end_time=cmd.end_time,
-        duration_seconds=duration_of(cmd.start_time, cmd.end_time),
-        is_billable=billing.is_billable,
-        hourly_rate=billing.hourly_rate,
-        currency=billing.currency,
-        tags=cmd.tags,
-        invoice_id=None,
-        capped=False,
-        version=1,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
-
-
-# What a manual entry writes; invoice_id, capped and version are the columns' defaults.
-_INSERTED_FIELDS = (
-    "entry_id",
-    "user_id",
-    "project_id",
-    "task_id",
-    "description",
-    "start_time",
-    "end_time",
-    "duration_seconds",
-    "is_billable",
-    "hourly_rate",
-    "currency",
-    "created_at",
-    "updated_at",
-)
 
 
 async def create_manual_entry_fast(
@@ -113,10 +87,7 @@ async def create_manual_entry(
 ) -> Entry:
     """A stopped entry booked after the fact (the request was validated by the edge)."""
     await _refuse_overlap(repos, cmd.user_id, cmd.start_time, cmd.end_time, None)
-    fresh = new_manual_entry(cmd, billing, now)
-    entry = await repos.entries.insert(
-        {f: getattr(fresh, f) for f in _INSERTED_FIELDS} | {"tags": list(fresh.tags)}
-    )
+    entry = await repos.entries.insert(new_manual_entry(cmd, billing, now).row())
     await repos.audit.record(entry.entry_id, cmd.actor, "created", None, entry)
     # A new stopped entry reaches consumers the way a stopped timer does.
     await events.stopped(entry, cmd.actor, now)

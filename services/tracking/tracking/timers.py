@@ -89,42 +89,18 @@ class StartTimer:
     tags: tuple[str, ...]
 
 
-# What a start writes; the rest (end, duration, invoice, capped, version) are the columns' defaults.
-_INSERTED_FIELDS = (
-    "entry_id",
-    "user_id",
-    "project_id",
-    "task_id",
-    "description",
-    "start_time",
-    "is_billable",
-    "hourly_rate",
-    "currency",
-    "created_at",
-    "updated_at",
-)
-
-
 def new_timer(cmd: StartTimer, billing: Billing, now: datetime) -> Entry:
     """The running entry a start creates, exactly as it will be stored."""
-    return Entry(
-        entry_id=uuid.uuid4(),
+    return Entry.new(
         user_id=cmd.user_id,
         project_id=cmd.project_id,
         task_id=cmd.task_id,
         description=cmd.description,
+        tags=cmd.tags,
+        billing=billing,
         start_time=now,
         end_time=None,
-        duration_seconds=None,
-        is_billable=billing.is_billable,
-        hourly_rate=billing.hourly_rate,
-        currency=billing.currency,
-        tags=cmd.tags,
-        invoice_id=None,
-        capped=False,
-        version=1,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
 
 
@@ -154,8 +130,7 @@ async def start_timer(
     """
     if not serialized:
         await repos.entries.serialize_user(cmd.user_id)
-    fresh = new_timer(cmd, billing, now)
-    values = {f: getattr(fresh, f) for f in _INSERTED_FIELDS} | {"tags": list(fresh.tags)}
+    values = new_timer(cmd, billing, now).row()
     for _ in range(3):
         entry = await repos.entries.insert_running(values)
         if entry is not None:
