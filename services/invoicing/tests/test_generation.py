@@ -8,9 +8,11 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import grpc
+import psycopg
 import pytest
 
 from conftest import make_billable
+from timetracking.events.v1 import invoices_pb2
 from timetracking.invoicing.v1 import invoicing_pb2 as ipb
 from timetracking.projects.v1 import projects_pb2 as ppb
 from timetracking.tracking.v1 import tracking_pb2 as tpb
@@ -172,3 +174,31 @@ async def test_fixed_price_bills_the_fee_once_and_non_billable_bills_nothing(stu
     await free.book(0, 3600)
     refused = await rpc_error(free.generate())
     assert error_code(refused) == "nothing_to_invoice" and "NON_BILLABLE" in refused.details()
+
+
+async def test_invoice_events_carry_the_lines_without_entry_ids(stubs, session_databases) -> None:
+    """An invoice's event stays small whatever it bills: 100k entry ids made a 3.8 MB message,
+    over Kafka's limit, which the relay could never publish (holding back every later event)."""
+    world = await make_billable(stubs, rate="50", tax_rate="0")
+    for offset in range(3):
+        await world.book(offset * 600, 300, "Design")
+    invoice = await world.generate()
+    assert sum(len(line.entry_ids) for line in invoice.lines) == 3  # the API still lists them
+
+    url = session_databases["invoicing"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT payload FROM outbox WHERE key = %s", (invoice.invoice_id,)).fetchall()
+    assert len(rows) == 1
+    event = invoices_pb2.InvoiceEvent.FromString(rows[0][0])
+    assert (event.transition, event.invoice.invoice_id, event.invoice.total) == (
+        "DRAFTED",
+        invoice.invoice_id,
+        invoice.total,
+    )
+    without_ids = []
+    for line in invoice.lines:
+        stripped = ipb.InvoiceLine()
+        stripped.CopyFrom(line)
+        del stripped.entry_ids[:]
+        without_ids.append(stripped)
+    assert list(event.invoice.lines) == without_ids
