@@ -299,3 +299,64 @@ async def test_an_overlapping_manual_entry_is_refused_naming_the_entry_it_overla
     assert first.entry_id in (exc.value.details() or "")
     assert count_rows(db, "SELECT count(*) FROM time_entries WHERE user_id = %s", world.user_id) == 1
     assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = %s", first.entry_id) == 1
+
+
+ROUNDS = 3
+
+
+async def test_concurrent_overlapping_manual_entries_book_one_and_name_it_to_the_others(
+    tracking: Stub, world: World, db: psycopg.Connection
+) -> None:
+    # Two inserts that overlap each other can deadlock in PostgreSQL's exclusion check: the
+    # loser must still hear "overlaps", never an internal error.
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    for _ in range(ROUNDS):
+        results = await asyncio.gather(
+            *(
+                manual(tracking, world, end - timedelta(hours=1, minutes=i), end - timedelta(minutes=i))
+                for i in range(12)
+            ),
+            return_exceptions=True,
+        )
+        booked = [r for r in results if isinstance(r, tpb.TimeEntry)]
+        failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+        assert len(booked) == 1 and len(failed) == 11, results
+        assert {f.code() for f in failed} == {grpc.StatusCode.INVALID_ARGUMENT}, results
+        assert all("overlaps" in (f.details() or "") for f in failed)
+        end -= timedelta(hours=3)
+    mine = "SELECT entry_id::text FROM time_entries WHERE user_id = %s"
+    booked_ids = [r[0] for r in db.execute(mine, (world.user_id,))]
+    assert len(booked_ids) == ROUNDS
+    assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = ANY(%s)", booked_ids) == ROUNDS
+
+
+async def test_an_insert_aborted_by_a_deadlock_over_an_overlap_reports_the_overlap(
+    statements: TimerStatements, session_databases: dict[str, str], db: psycopg.Connection
+) -> None:
+    """Another transaction holds an uncommitted entry the new one overlaps (so the insert waits on
+    it), then books one overlapping the new entry (so it waits on the insert): PostgreSQL aborts
+    one of the two. The insert waited first, so its deadlock check (deadlock_timeout after it began
+    to wait) finds the cycle first, and the insert is the one aborted."""
+    user = uuid.uuid4()
+    now = datetime.now(UTC)
+    entry = running_entry(user, now - timedelta(hours=2)).with_changes(
+        end_time=now - timedelta(hours=1), duration_seconds=3600
+    )
+    insert = """INSERT INTO time_entries (entry_id, user_id, project_id, start_time, end_time,
+                                          is_billable, hourly_rate, currency)
+                VALUES (%s, %s, %s, %s, %s, true, 100.00, 'EUR')"""
+    url = session_databases["tracking"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as other:
+        other.execute(
+            insert, (uuid.uuid4(), user, uuid.uuid4(), now - timedelta(hours=3), now - timedelta(minutes=110))
+        )
+        writing = asyncio.create_task(statements.insert_stopped(entry, user, "created", (uuid.uuid4(), b"p")))
+        await asyncio.sleep(0.3)  # the insert now waits for `other`
+        assert not writing.done()
+        second = (uuid.uuid4(), user, uuid.uuid4(), now - timedelta(minutes=70), now - timedelta(minutes=50))
+        await asyncio.to_thread(other.execute, insert, second)  # waits for the insert: a cycle
+        with pytest.raises(EntryOverlaps):
+            await writing
+        other.rollback()
+    assert count_rows(db, "SELECT count(*) FROM time_entries WHERE user_id = %s", user) == 0
+    assert count_rows(db, "SELECT count(*) FROM entry_audit WHERE actor_user_id = %s", user) == 0

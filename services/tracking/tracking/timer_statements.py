@@ -21,10 +21,12 @@ import json
 import uuid
 from typing import Any
 
+from asyncpg.exceptions import DeadlockDetectedError
+
 from tt_common.db import DriverPool
 from tt_common.outbox import NOTIFY_CHANNEL, trace_headers
 
-from .domain import ENTRY_FIELDS, Entry
+from .domain import ENTRY_FIELDS, Entry, EntryOverlaps
 from .repository import constraint_error
 
 _COLUMNS = ", ".join(ENTRY_FIELDS)
@@ -211,27 +213,32 @@ class TimerStatements:
         Raises the constraint's domain error (EntryOverlaps for an overlap), writing nothing.
         """
         event_id, payload = event
-        await self._write(
-            _INSERT_STOPPED,
-            entry.entry_id,
-            entry.user_id,
-            entry.project_id,
-            entry.task_id,
-            entry.description,
-            entry.start_time,
-            entry.end_time,
-            entry.duration_seconds,
-            entry.is_billable,
-            entry.hourly_rate,
-            entry.currency,
-            list(entry.tags),
-            entry.created_at,
-            actor,
-            action,
-            json.dumps(entry.snapshot()),
-            event_id,
-            self.topic,
-            str(entry.entry_id),
-            payload,
-            json.dumps(trace_headers()),
-        )
+        try:
+            await self._write(
+                _INSERT_STOPPED,
+                entry.entry_id,
+                entry.user_id,
+                entry.project_id,
+                entry.task_id,
+                entry.description,
+                entry.start_time,
+                entry.end_time,
+                entry.duration_seconds,
+                entry.is_billable,
+                entry.hourly_rate,
+                entry.currency,
+                list(entry.tags),
+                entry.created_at,
+                actor,
+                action,
+                json.dumps(entry.snapshot()),
+                event_id,
+                self.topic,
+                str(entry.entry_id),
+                payload,
+                json.dumps(trace_headers()),
+            )
+        except DeadlockDetectedError as exc:
+            # Two inserts that overlap each other can wait on each other in the exclusion
+            # check, and PostgreSQL then aborts one: for the one aborted, that is the overlap.
+            raise EntryOverlaps("another entry booked at the same moment") from exc
