@@ -277,3 +277,24 @@ async def test_a_relay_whose_producer_cannot_send_again_ends_its_run_and_a_fresh
         await fresh.stop()
     records = await drain(infra, unique_topic, 5)
     assert sorted(int(r.value) for r in records) == list(range(5))
+
+
+async def test_a_relay_whose_producer_sender_ended_ends_its_run_too(infra, sessions, unique_topic) -> None:
+    """aiokafka wraps an unexpected error in its sender task as a plain KafkaError and the task
+    ends: nothing sends again. The relay tells by the task, whatever the error it saw."""
+    async with transaction(sessions) as s:
+        await enqueue(s, outbox, topic=unique_topic, key="entry-0", payload=b"0")
+    producer = make_producer(infra.kafka_bootstrap, "test-relay-ended")
+    await producer.start()
+    try:
+        producer._sender.sender_task.cancel()  # the task ends; sends are queued and never go out
+        relay = OutboxRelay(sessions=sessions, table=outbox, producer=producer, publish_timeout_s=1.0)
+        running = asyncio.create_task(relay.run())
+        done, _ = await asyncio.wait({running}, timeout=20)  # it used to retry with backoff, forever
+        if not done:
+            running.cancel()
+        assert running in done
+        assert isinstance(running.exception(), TimeoutError)  # the send it gave up on, re-raised
+        assert await relay.pending() == 1
+    finally:
+        await producer.stop()

@@ -46,15 +46,27 @@ LAG = Gauge(
 )
 
 
-# An idempotent producer's sender task dies with these (a broker restarted while a batch was in
-# flight can answer OutOfOrderSequenceNumber) and every later send fails the same way: its owner
-# must replace the producer, not retry with it.
+# Errors no retry with the same producer cures: OutOfOrderSequenceNumber (a broker restarted
+# while a batch was in flight; aiokafka never resets that partition's sequence, so every later
+# batch there fails alike), a fenced or closed producer. Its owner must replace the producer.
 PRODUCER_UNUSABLE: tuple[type[Exception], ...] = (
     OutOfOrderSequenceNumber,
     ProducerFenced,
     TransactionalIdAuthorizationFailed,
     ProducerClosed,
 )
+
+
+def producer_unusable(producer: AIOKafkaProducer, exc: BaseException) -> bool:
+    """Whether `producer` can never send again, after a send failed with `exc`.
+
+    Besides PRODUCER_UNUSABLE: a producer whose sender task ended (aiokafka wraps an
+    unexpected error there as a plain KafkaError, and every later send fails with it).
+    """
+    if isinstance(exc, PRODUCER_UNUSABLE):
+        return True
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return task is not None and task.done()
 
 
 def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
@@ -173,11 +185,11 @@ class BatchConsumer:
                     backoff = 0.2
                 except asyncio.CancelledError:
                     raise
-                except PRODUCER_UNUSABLE:
-                    # A dead-letter producer that cannot send again: this consumer ends with its
-                    # offsets uncommitted, and its worker's supervisor starts a fresh one.
-                    raise
-                except Exception:
+                except Exception as exc:
+                    if producer_unusable(self.producer, exc):
+                        # A dead-letter producer that cannot send again: this consumer ends with its
+                        # offsets uncommitted, and its worker's supervisor starts a fresh one.
+                        raise
                     log.exception("batch failed; will retry from the same offsets", backoff_s=backoff)
                     for tp, records in batch.items():
                         self.consumer.seek(tp, records[0].offset)

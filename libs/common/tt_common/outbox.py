@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .db import transaction
-from .kafka import PRODUCER_UNUSABLE, ensure_topics, make_producer
+from .kafka import ensure_topics, make_producer, producer_unusable
 from .logging import get_logger
 from .metrics import MetricNames
 from .telemetry import SpanNames, context_from_carrier, inject_headers
@@ -172,12 +172,12 @@ class OutboxRelay:
                     backoff = 0.5
                 except asyncio.CancelledError:
                     raise
-                except PRODUCER_UNUSABLE as exc:
-                    # Retrying with this producer would fail forever: end the run, rows kept;
-                    # `run_relay`'s supervisor starts it again with a fresh producer.
-                    log.warning("outbox relay's producer cannot send again; restarting", error=repr(exc))
-                    raise
-                except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: keep rows, retry
+                except Exception as exc:  # Kafka or PostgreSQL down: keep the rows, retry
+                    if producer_unusable(self.producer, exc):
+                        # Retrying with this producer would fail forever: end the run, rows kept;
+                        # `run_relay`'s supervisor starts it again with a fresh producer.
+                        log.warning("outbox relay's producer cannot send again; restarting", error=repr(exc))
+                        raise
                     log.warning("outbox relay failed; retrying", error=str(exc), backoff_s=backoff)
                     # Kafka being down is when the backlog matters most: keep the gauges current.
                     await self.observe_backlog()
@@ -335,7 +335,7 @@ async def run_relay(
     `settings` provides kafka_bootstrap_servers and database_url (for LISTEN);
     `encoders` are the service's encoders for rows written as JSON bodies.
     A fresh producer per attempt: one whose start failed (Kafka down) is not reusable,
-    nor is one whose sender died (`PRODUCER_UNUSABLE`, the relay then ends its run);
+    nor is one that can never send again (`producer_unusable`: the relay ends its run);
     the runner's supervisor restarts this worker with backoff.
     """
     await ensure_topics(settings.kafka_bootstrap_servers, topics)
