@@ -135,19 +135,31 @@ class DriverPool:
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """Run one statement; its first row (or None)."""
-        pool = self._pool or await self._open()
-        return await pool.fetchrow(sql, *args)
+        async with self._connection() as con:
+            return await con.fetchrow(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement; all its rows (decoded in C: a report's thousands of rows cost
         a fraction of what SQLAlchemy's result processing does)."""
-        pool = self._pool or await self._open()
-        return await pool.fetch(sql, *args)
+        async with self._connection() as con:
+            return await con.fetch(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run one statement; the first column of its first row."""
+        async with self._connection() as con:
+            return await con.fetchval(sql, *args)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._pool or await self._open()
-        return await pool.fetchval(sql, *args)
+        async with pool.acquire() as con:
+            try:
+                yield con
+            except asyncpg.InternalClientError:
+                # The connection's protocol lost track of its state (seen while PostgreSQL was
+                # killed under load: "another operation is in progress"): never hand it out again.
+                con.terminate()
+                raise
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -193,6 +205,7 @@ def database_unavailable(exc: BaseException) -> bool:
         | asyncpg.CannotConnectNowError
         | asyncpg.QueryCanceledError
         | asyncpg.TooManyConnectionsError
+        | asyncpg.InternalClientError  # a connection broken under a statement (see DriverPool)
         | ConnectionError
         | TimeoutError,
     )
