@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from tt_common.errors import AlreadyExists, FieldViolation, InvalidArgument
 
@@ -21,6 +21,21 @@ EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_DESCRIPTION_LENGTH = 2000
+
+
+class Booking(Protocol):
+    """What a caller books time on and how they describe it (a timer start, a manual entry)."""
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def project_id(self) -> uuid.UUID: ...
+    @property
+    def task_id(self) -> uuid.UUID | None: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -68,13 +83,9 @@ class Entry:
     @classmethod
     def new(
         cls,
-        *,
-        user_id: uuid.UUID,
-        project_id: uuid.UUID,
-        task_id: uuid.UUID | None,
-        description: str,
-        tags: tuple[str, ...],
+        booking: Booking,
         billing: Billing,
+        *,
         start_time: datetime,
         end_time: datetime | None,
         now: datetime,
@@ -82,17 +93,17 @@ class Entry:
         """A new entry (a running timer when `end_time` is None), exactly as it will be stored."""
         return cls(
             entry_id=uuid.uuid4(),
-            user_id=user_id,
-            project_id=project_id,
-            task_id=task_id,
-            description=description,
+            user_id=booking.user_id,
+            project_id=booking.project_id,
+            task_id=booking.task_id,
+            description=booking.description,
             start_time=start_time,
             end_time=end_time,
             duration_seconds=duration_of(start_time, end_time) if end_time else None,
             is_billable=billing.is_billable,
             hourly_rate=billing.hourly_rate,
             currency=billing.currency,
-            tags=tags,
+            tags=booking.tags,
             invoice_id=None,
             capped=False,
             version=1,

@@ -53,17 +53,7 @@ async def _refuse_overlap(
 
 def new_manual_entry(cmd: ManualEntry, billing: Billing, now: datetime) -> Entry:
     """The stopped entry a manual booking creates, exactly as it will be stored."""
-    return Entry.new(
-        user_id=cmd.user_id,
-        project_id=cmd.project_id,
-        task_id=cmd.task_id,
-        description=cmd.description,
-        tags=cmd.tags,
-        billing=billing,
-        start_time=cmd.start_time,
-        end_time=cmd.end_time,
-        now=now,
-    )
+    return Entry.new(cmd, billing, start_time=cmd.start_time, end_time=cmd.end_time, now=now)
 
 
 async def create_manual_entry_fast(

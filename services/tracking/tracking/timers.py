@@ -91,17 +91,7 @@ class StartTimer:
 
 def new_timer(cmd: StartTimer, billing: Billing, now: datetime) -> Entry:
     """The running entry a start creates, exactly as it will be stored."""
-    return Entry.new(
-        user_id=cmd.user_id,
-        project_id=cmd.project_id,
-        task_id=cmd.task_id,
-        description=cmd.description,
-        tags=cmd.tags,
-        billing=billing,
-        start_time=now,
-        end_time=None,
-        now=now,
-    )
+    return Entry.new(cmd, billing, start_time=now, end_time=None, now=now)
 
 
 async def start_timer_fast(
