@@ -4,6 +4,7 @@ exactly as OpenTelemetry's own interceptor records it."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import grpc
@@ -61,6 +62,15 @@ async def served(exported):
     await server.stop(None)
 
 
+async def finished_spans(exporter: InMemorySpanExporter, at_least: int, within_s: float = 5.0) -> tuple:
+    """The spans exported so far, once there are `at_least`: the server ends its span while its
+    handler unwinds, which may be just after the caller already has the status."""
+    async with asyncio.timeout(within_s):
+        while len(spans := exporter.get_finished_spans()) < at_least:
+            await asyncio.sleep(0.01)
+    return spans
+
+
 def traceparent(trace_id: int, span_id: int, sampled: bool) -> tuple[tuple[str, str], ...]:
     return (("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"),)
 
@@ -101,7 +111,7 @@ async def test_a_sampled_caller_is_recorded_as_opentelemetry_records_it(served, 
         )
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND
     (span,) = echo.spans
-    (finished,) = exported.get_finished_spans()
+    (finished,) = await finished_spans(exported, 1)
     assert span.get_span_context() == finished.context  # the handler ran in the recorded span
     assert finished.context.trace_flags.sampled
     assert finished.name == METHOD
