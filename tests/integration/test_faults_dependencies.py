@@ -340,7 +340,7 @@ async def test_postgresql_killed_while_requests_flow_services_reconnect_without_
 
     flowing = [asyncio.create_task(write_entries(n, u)) for n, u in enumerate(writers)]
     stopping = asyncio.create_task(stop_timers())
-    killed_at = restarted_at = 0.0
+    kill_began = killed_at = restarted_at = 0.0
 
     async def recovered() -> set[str]:
         return {via for at, via, result, _ in outcomes if at > restarted_at and result in ("OK", "201")}
@@ -348,6 +348,7 @@ async def test_postgresql_killed_while_requests_flow_services_reconnect_without_
     try:
         try:
             await asyncio.sleep(1.5)
+            kill_began = time.monotonic()
             await asyncio.to_thread(postgres.kill, cfg)
             killed_at = time.monotonic()
             await asyncio.sleep(3)
@@ -371,6 +372,14 @@ async def test_postgresql_killed_while_requests_flow_services_reconnect_without_
 
     # During the outage: UNAVAILABLE and 503 + Retry-After, quickly; never a 500 or a hang.
     results = Counter((via, result) for _, via, result, _ in outcomes)
+    timeline = "\n".join(
+        f"{at - seconds - kill_began:+6.2f}s..{at - kill_began:+6.2f}s {via} {result}"
+        for at, via, result, seconds in sorted(outcomes)
+        if seconds > 1 or result not in ("OK", "201")
+    )
+    print(
+        f"killed after {killed_at - kill_began:.2f}s, restarted {restarted_at - kill_began:.2f}s\n{timeline}"
+    )
     assert set(results) <= {
         ("http", "201"),
         ("http", "503"),
