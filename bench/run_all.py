@@ -229,6 +229,18 @@ def metrics_from(results: dict[str, Any]) -> list[Metric]:
                 note=_cpu_note(timers.get("server_cpu_ms_per_cycle"), timers.get("server_idle_cpu_ms_per_s")),
             )
         )
+        if timers.get("load_generator_cpu_ms_per_cycle") is not None:
+            rows.append(
+                Metric(
+                    f"tracking.timers.c{c}.load_generator_cpu_per_cycle",
+                    f"CPU of the load generator ({timers.get('load_generator', 'python')}) per cycle,"
+                    f" {_users(c)}",
+                    timers["load_generator_cpu_ms_per_cycle"],
+                    "ms",
+                    "lower",
+                    note="warm-up included",
+                )
+            )
         for call in ("start_timer", "stop_timer"):
             rows.append(
                 Metric(

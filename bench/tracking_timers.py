@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchkit import (  # noqa: E402
+    build_loadgen,
     cpu_between,
+    go_loadgen,
     idle_cpu_ms_per_s,
     machine_info,
     per_op_ms,
@@ -146,6 +148,7 @@ class Samples:
     cycle_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     cycles: int = 0
+    all_cycles: int = 0  # warm-up included
 
 
 async def make_users(projects: projects_pb2_grpc.ProjectsServiceStub, n: int) -> tuple[str, list[str]]:
@@ -199,11 +202,46 @@ async def virtual_user(
             if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                 await tracking.StopTimer(stop_req, timeout=10)
             continue
+        samples.all_cycles += 1
         if t0 >= measure_from and t2 <= until:
             samples.start_ms.append((t1 - t0) * 1000)
             samples.stop_ms.append((t2 - t1) * 1000)
             samples.cycle_ms.append((t2 - t0) * 1000)
             samples.cycles += 1
+
+
+TRACKING_SERVICE = "/" + tpb.DESCRIPTOR.services_by_name["TrackingService"].full_name
+
+
+def go_plan(target: str, project_id: str, users: list[str], duration_s: float, warmup_s: float) -> dict:
+    """The same closed loop for the Go load generator: per user a start and a stop, encoded here."""
+
+    def cycle(user: str) -> dict:
+        start = tpb.StartTimerRequest(actor_user_id=user, user_id=user, project_id=project_id)
+        stop = {
+            "name": "stop_timer",
+            "method": f"{TRACKING_SERVICE}/StopTimer",
+            "body": tpb.StopTimerRequest(actor_user_id=user, user_id=user).SerializeToString(),
+        }
+        calls = [
+            {
+                "name": "start_timer",
+                "method": f"{TRACKING_SERVICE}/StartTimer",
+                "body": start.SerializeToString(),
+            },
+            stop,
+        ]
+        return {"calls": calls, "recover": stop}
+
+    return {
+        "protocol": "grpc",
+        "target": target,
+        "connections": 1,  # as the Python generator: one channel, one HTTP/2 connection
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+        "timeout_s": 10,
+        "users": [cycle(u) for u in users],
+    }
 
 
 async def run_load(
@@ -213,8 +251,11 @@ async def run_load(
     duration_s: float,
     warmup_s: float,
     pids: list[int] | None = None,
+    loadgen: str = "go",
 ) -> dict:
     """The closed loop; `pids` (tracking's and projects') give the CPU they spend per cycle."""
+    binary = build_loadgen() if loadgen == "go" else None
+    generator: dict[str, Any] = {"load_generator": "go" if binary else "python"}
     async with (
         grpc.aio.insecure_channel(projects_target) as pch,
         grpc.aio.insecure_channel(tracking_target) as tch,
@@ -223,13 +264,30 @@ async def run_load(
         tracking = tracking_pb2_grpc.TrackingServiceStub(tch)
         samples = Samples()
         idle = await idle_cpu_ms_per_s(pids or [])
+        if binary is not None:
+            plan = go_plan(tracking_target, project_id, users, duration_s, warmup_s)
+            running = asyncio.create_task(go_loadgen(binary, plan))
         now = time.perf_counter()
         measure_from, until = now + warmup_s, now + warmup_s + duration_s
         cpu = asyncio.create_task(cpu_between(pids or [], measure_from, until))
-        await asyncio.gather(
-            *(virtual_user(tracking, u, project_id, until, measure_from, samples) for u in users)
-        )
+        if binary is None:
+            began = time.process_time()
+            await asyncio.gather(
+                *(virtual_user(tracking, u, project_id, until, measure_from, samples) for u in users)
+            )
+            generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(
+                time.process_time() - began, samples.all_cycles
+            )
+        else:
+            out = await running
+            samples.start_ms = out["latency_ms"].get("start_timer", [])
+            samples.stop_ms = out["latency_ms"].get("stop_timer", [])
+            samples.cycle_ms = out["cycle_ms"] or []
+            samples.cycles = out["cycles"]
+            samples.errors = out["errors"]
+            generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(out["cpu_s"], out["all_cycles"])
     return {
+        **generator,
         "concurrency": concurrency,
         "duration_s": duration_s,
         "warmup_s": warmup_s,
@@ -262,7 +320,8 @@ def print_result(result: dict) -> None:
         f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}, "
         f"tracking+projects CPU {result['server_cpu_ms_per_cycle']} ms/cycle "
         f"({result['server_cpu_ms_per_cycle_net_of_idle']} net of "
-        f"{result['server_idle_cpu_ms_per_s']} ms/s idle)"
+        f"{result['server_idle_cpu_ms_per_s']} ms/s idle); load generator: {result['load_generator']}"
+        + (f", {cpu} ms CPU/cycle" if (cpu := result.get("load_generator_cpu_ms_per_cycle")) else "")
     )
     for name in ("start_timer", "stop_timer"):
         m = result[name]
@@ -286,6 +345,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default 3)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the pgbench ceiling")
     parser.add_argument(
+        "--loadgen",
+        choices=["go", "python"],
+        default="go",
+        help="the Go closed loop (bench/loadgen, the default) or the same loop in Python grpc.aio",
+    )
+    parser.add_argument(
         "--existing", metavar="PROFILE", choices=["dev", "test"], help="use this profile's running stack"
     )
     args = parser.parse_args()
@@ -302,6 +367,7 @@ def main() -> int:
             args.duration,
             args.warmup,
             list(service_pids(cfg, ["tracking", "projects"]).values()),
+            args.loadgen,
         )
         if not args.no_ceiling:
             result["ceiling"] = pgbench_ceiling(tracking_db, args.concurrency, args.duration)
