@@ -85,28 +85,29 @@ async def test_a_grant_is_reused_then_refreshed_in_the_background_without_a_wait
     assert fresh.hourly_rate == Decimal("120.00") and waited < FAST and projects.calls == 2
 
 
-async def test_a_refresh_that_is_refused_forgets_the_grant() -> None:
+async def refreshed_with(answer: Exception) -> tuple[ProjectsDirectory, Projects]:
+    """A granted booking past its refresh point, whose refresh (now done) met `answer`."""
     projects = Projects(billing("100.00"))
     d = await directory(projects)
     await timed(d)
-    projects.answer = PermissionDenied("not a member of this project")
+    projects.answer = answer
     await asyncio.sleep(TTL * ProjectsDirectory.REFRESH_AFTER + 0.02)
-    await timed(d)  # still inside the TTL: served, and the refresh hears the refusal
-    await until(lambda: projects.calls == 2)
+    got, _ = await timed(d)  # still inside the TTL: served, and a refresh goes out
+    assert got.hourly_rate == Decimal("100.00")
+    await until(lambda: projects.calls == 2 and not d._in_flight)
     await asyncio.sleep(0.02)
+    return d, projects
+
+
+async def test_a_refresh_that_is_refused_forgets_the_grant() -> None:
+    d, projects = await refreshed_with(PermissionDenied("not a member of this project"))
     with pytest.raises(PermissionDenied):  # long before the TTL ends
         await d.billing_for_booking(USER, PROJECT, None)
     assert projects.calls == 3
 
 
 async def test_projects_away_keeps_a_grant_until_its_ttl_and_never_past_it() -> None:
-    projects = Projects(billing("100.00"))
-    d = await directory(projects)
-    await timed(d)
-    projects.answer = Unavailable("projects service unavailable (unavailable), retry later")
-    await asyncio.sleep(TTL * ProjectsDirectory.REFRESH_AFTER + 0.02)
-    got, _ = await timed(d)
-    await until(lambda: projects.calls == 2)
+    d, _ = await refreshed_with(Unavailable("projects service unavailable (unavailable), retry later"))
     got, _ = await timed(d)  # the failed refresh kept it
     assert got.hourly_rate == Decimal("100.00")
     await asyncio.sleep(TTL)
