@@ -46,10 +46,8 @@ import aiohttp
 import grpc
 from benchkit import (
     ROOT,
-    build_loadgen,
     cpu_between_each,
     free_port,
-    go_loadgen,
     idle_cpu_ms_per_s,
     machine_info,
     per_op_ms,
@@ -214,41 +212,6 @@ async def timed(http: Http, calls: Calls, name: str, record: bool, **request) ->
     return resp
 
 
-def go_timer_plan(
-    base_url: str, users: list[dict[str, str]], project_id: str, warmup: float, duration: float
-) -> dict:
-    """The timer phase's closed loop for the Go load generator: each user's start and stop."""
-    start_body = json.dumps({"project_id": project_id}).encode()
-
-    def cycle(headers: dict[str, str]) -> dict:
-        sent = {**headers, "Content-Type": "application/json"}
-        stop = {
-            "name": "timer_stop",
-            "method": "POST",
-            "path": "/v1/timer/stop",
-            "headers": sent,
-            "ok": [200],
-        }
-        start = {
-            "name": "timer_start",
-            "method": "POST",
-            "path": "/v1/timer/start",
-            "body": start_body,
-            "headers": sent,
-            "ok": [201],
-        }
-        return {"calls": [start, stop], "recover": stop}
-
-    return {
-        "protocol": "http",
-        "target": base_url.rstrip("/"),
-        "duration_s": duration,
-        "warmup_s": warmup,
-        "timeout_s": 30,
-        "users": [cycle(h) for h in users],
-    }
-
-
 async def timer_phase(
     http: Http,
     users: list[dict[str, str]],
@@ -257,18 +220,10 @@ async def timer_phase(
     duration: float,
     pids: Mapping[str, int] | None = None,
     idle_ms_per_s: float = 0.0,
-    loadgen: Path | None = None,
 ) -> dict:
-    """Closed loop of start+stop cycles, by the Go load generator `loadgen` or in this process.
-
-    `pids`: the server processes (by name) whose CPU per cycle to report, in total (also net of
-    their `idle_ms_per_s`) and each (with its worker processes)."""
+    """Closed loop of start+stop cycles; `pids`: the server processes (by name) whose CPU per cycle
+    to report, in total (also net of their `idle_ms_per_s`) and each (with its worker processes)."""
     calls, cycles = Calls(), 0
-    generator: dict = {"load_generator": "go" if loadgen else "python"}
-    if loadgen is not None:
-        running = asyncio.create_task(
-            go_loadgen(loadgen, go_timer_plan(http.base_url, users, project_id, warmup, duration))
-        )
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
     groups = {name: [pid] for name, pid in (pids or {}).items()}
@@ -294,19 +249,11 @@ async def timer_phase(
             if record and start is not None and stop is not None and time.perf_counter() <= until:
                 cycles += start.status_code == 201 and stop.status_code == 200
 
-    if loadgen is None:
-        await asyncio.gather(*(vu(h) for h in users))
-    else:
-        out = await running
-        cycles = out["cycles"]
-        calls.ms.update({k: v for k, v in out["latency_ms"].items()})
-        calls.errors.update(out["errors"])
-        generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(out["cpu_s"], out["all_cycles"])
+    await asyncio.gather(*(vu(h) for h in users))
     requests = sum(len(v) for v in calls.ms.values())
     by_process = await cpu
     cpu_s = sum(by_process.values())
     return {
-        **generator,
         "cycles": cycles,
         "cycles_per_s": round(cycles / duration, 1),
         "requests_per_s": round(requests / duration, 1),
@@ -458,7 +405,6 @@ async def phases(
     warmup: float,
     duration: float,
     pids: Mapping[str, int],
-    loadgen: Path | None = None,
 ) -> dict:
     """Timer and entry phases at every concurrency, then the steady phase: one system's numbers.
 
@@ -466,7 +412,7 @@ async def phases(
     idle = await idle_cpu_ms_per_s(list(pids.values()))
     out: dict = {"by_concurrency": {}, "server_idle_cpu_ms_per_s": idle}
     for k, c in enumerate(concurrencies):
-        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle, loadgen)
+        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle)
         entries = await entries_phase(
             http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k, pids=pids, idle_ms_per_s=idle
         )
@@ -484,13 +430,8 @@ async def run(
     warmup: float,
     duration: float,
     ceiling_url: str | None,
-    loadgen: str = "python",
 ) -> dict:
-    """The gateway through all phases (memory sampled), then the trivial ceiling through the same.
-
-    `loadgen`: who drives the timer phase's closed loop, the Go load generator (bench/loadgen) or
-    this process (aiohttp); the entry and steady phases run here either way."""
-    binary = build_loadgen() if loadgen == "go" else None
+    """The gateway through all phases (memory sampled), then the trivial ceiling through the same."""
     most = max([*concurrencies, steady_users])
     project_id, emails = await make_users(cfg.grpc_target("projects"), most)
     async with Http(cfg.gateway_url, most * 2) as http:
@@ -499,7 +440,7 @@ async def run(
         memory.start()
         pids = memory.pids
         gateway = await phases(
-            http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids, binary
+            http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids
         )
         gateway["memory"] = await memory.stop()
     result = {
@@ -514,7 +455,7 @@ async def run(
             anonymous: list[dict[str, str]] = [{} for _ in range(most)]
             pids = service_pids(cfg, [TRIVIAL])
             result["ceiling"] = await phases(
-                http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration, pids, binary
+                http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration, pids
             )
     return result
 
@@ -536,8 +477,6 @@ def print_result(result: dict) -> None:
                 f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}, "
                 f"server CPU {t['server_cpu_ms_per_cycle']} ms/cycle"
                 f" {t['server_cpu_ms_per_cycle_by_process']}"
-                f"; load generator {t.get('load_generator', 'python')}"
-                + (f" {cpu} ms/cycle" if (cpu := t.get("load_generator_cpu_ms_per_cycle")) else "")
             )
             print(f"    timer_start   {q(t.get('timer_start', {}))}")
             print(f"    timer_stop    {q(t.get('timer_stop', {}))}")
@@ -571,13 +510,6 @@ def main() -> int:
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the trivial-app ceiling")
     parser.add_argument(
-        "--loadgen",
-        choices=["go", "python"],
-        default="python",
-        help="who drives the timer phase: aiohttp in this process (default) or the Go load generator"
-        " (measured slower than aiohttp against the trivial app: 1,382 against 1,969 cycles/s)",
-    )
-    parser.add_argument(
         "--existing", metavar="PROFILE", choices=["dev", "test"], help="use this profile's stack"
     )
     args = parser.parse_args()
@@ -597,7 +529,6 @@ def main() -> int:
                 warmup=args.warmup,
                 duration=args.duration,
                 ceiling_url=ceiling_url,
-                loadgen=args.loadgen,
             )
         )
         result["machine"] = machine_info(pg, cfg)

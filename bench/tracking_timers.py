@@ -234,7 +234,6 @@ def go_plan(target: str, project_id: str, users: list[str], duration_s: float, w
         return {"calls": calls, "recover": stop}
 
     return {
-        "protocol": "grpc",
         "target": target,
         "connections": 1,  # as the Python generator: one channel, one HTTP/2 connection
         "duration_s": duration_s,

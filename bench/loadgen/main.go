@@ -1,23 +1,19 @@
-// Command loadgen drives a closed loop of virtual users against a gRPC or HTTP service and prints
+// Command loadgen drives a closed loop of virtual users against a gRPC service and prints
 // every call's latency as JSON. It is the benchmarks' load generator (bench/benchkit.py builds and
 // runs it): the targets are measured with the load generator on the same two cores, and this one
 // spends a tenth of the CPU per call that a Python client does, so the numbers describe the
 // services rather than the client.
 //
 // The plan comes on stdin (see benchkit.go_loadgen): per user, the calls of one cycle with their
-// request bodies already encoded (protobuf bytes or JSON), so this program knows no schema. gRPC
-// bodies go through a pass-through codec; replies are read and discarded.
+// request bodies already encoded as protobuf bytes, so this program knows no schema: they go
+// through a pass-through codec; replies are read and discarded.
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -29,12 +25,9 @@ import (
 )
 
 type call struct {
-	Name    string            `json:"name"`
-	Method  string            `json:"method"` // gRPC: full method path; HTTP: the verb
-	Path    string            `json:"path"`   // HTTP only
-	Body    []byte            `json:"body"`   // base64 in the JSON plan
-	Headers map[string]string `json:"headers"`
-	OK      []int             `json:"ok"` // HTTP statuses that count as success
+	Name   string `json:"name"`
+	Method string `json:"method"` // the full method path, /package.Service/Method
+	Body   []byte `json:"body"`   // the encoded request, base64 in the JSON plan
 }
 
 type user struct {
@@ -43,7 +36,6 @@ type user struct {
 }
 
 type plan struct {
-	Protocol    string  `json:"protocol"` // "grpc" or "http"
 	Target      string  `json:"target"`
 	Connections int     `json:"connections"`
 	DurationS   float64 `json:"duration_s"`
@@ -75,7 +67,7 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return nil
 }
 
-// invoker runs one call and returns "" on success or the error's name (a gRPC code or an HTTP status).
+// invoker runs one call and returns "" on success or the name of its gRPC status code.
 type invoker func(ctx context.Context, c *call) string
 
 func grpcInvokers(p *plan) ([]invoker, func(), error) {
@@ -107,40 +99,6 @@ func grpcInvokers(p *plan) ([]invoker, func(), error) {
 	return invokers, closeAll, nil
 }
 
-func httpInvokers(p *plan) ([]invoker, func(), error) {
-	transport := &http.Transport{
-		MaxIdleConns:        len(p.Users) * 2,
-		MaxIdleConnsPerHost: len(p.Users) * 2,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	client := &http.Client{Transport: transport}
-	invoke := func(ctx context.Context, c *call) string {
-		req, err := http.NewRequestWithContext(ctx, c.Method, p.Target+c.Path, bytes.NewReader(c.Body))
-		if err != nil {
-			return "request"
-		}
-		for k, v := range c.Headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return "timeout"
-			}
-			return "connection"
-		}
-		io.Copy(io.Discard, resp.Body) // read to the end so the connection is reused
-		resp.Body.Close()
-		for _, ok := range c.OK {
-			if resp.StatusCode == ok {
-				return ""
-			}
-		}
-		return strconv.Itoa(resp.StatusCode)
-	}
-	return []invoker{invoke}, transport.CloseIdleConnections, nil
-}
-
 func main() {
 	var p plan
 	if err := json.NewDecoder(os.Stdin).Decode(&p); err != nil {
@@ -150,14 +108,7 @@ func main() {
 	var invokers []invoker
 	var closeAll func()
 	var err error
-	switch p.Protocol {
-	case "grpc":
-		invokers, closeAll, err = grpcInvokers(&p)
-	case "http":
-		invokers, closeAll, err = httpInvokers(&p)
-	default:
-		err = fmt.Errorf("protocol must be grpc or http, not %q", p.Protocol)
-	}
+	invokers, closeAll, err = grpcInvokers(&p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
