@@ -1,6 +1,8 @@
-"""The gRPC metrics interceptor counts every call with its final status code."""
+"""The gRPC metrics interceptor counts every call with its final status code; GC pauses are timed."""
 
 from __future__ import annotations
+
+import gc
 
 import grpc
 import pytest
@@ -9,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from tt_common.errors import InvalidArgument, NotFound
 from tt_common.grpc_server import DomainErrorInterceptor
-from tt_common.metrics import GrpcMetricsInterceptor, MetricNames, split_method
+from tt_common.metrics import GrpcMetricsInterceptor, MetricNames, observe_gc_pauses, split_method
 
 SERVICE, METHOD = "grpc.health.v1.Health", "Check"
 
@@ -81,3 +83,20 @@ def test_split_method() -> None:
         "GetUser",
     )
     assert split_method("garbage") == ("unknown", "garbage")
+
+
+def _gc_pauses(generation: str) -> float:
+    count = REGISTRY.get_sample_value(MetricNames.GC_PAUSE_SECONDS + "_count", {"generation": generation})
+    return count or 0.0
+
+
+def test_every_garbage_collection_is_timed_once_by_generation() -> None:
+    observe_gc_pauses()
+    observe_gc_pauses()  # installed once: a second call must not count twice
+    full, young = _gc_pauses("2"), _gc_pauses("0")
+    gc.collect()
+    gc.collect(0)
+    assert _gc_pauses("2") == full + 1
+    assert _gc_pauses("0") == young + 1
+    slowest = REGISTRY.get_sample_value(MetricNames.GC_PAUSE_SECONDS + "_sum", {"generation": "2"})
+    assert slowest is not None and slowest > 0
