@@ -105,6 +105,9 @@ CEILINGS = {
     "claim UPDATE": "the claim's core UPDATE .. RETURNING for the same rows straight at tracking's "
     "database, rolled back",
     "minimal PDF": "WeasyPrint alone rendering plain tables of the same rows into the same page count",
+    "grpc.aio, empty handlers": "grpc.aio on uvloop, as the services run it, whose StartTimer and StopTimer "
+    "answer a fixed entry at once (bench/trivial_grpc.py), under the same Go load generator and plan: "
+    "the framework's own per-call cost and latency spread at that concurrency",
 }
 
 NOTES = [
@@ -241,6 +244,7 @@ def metrics_from(results: dict[str, Any]) -> list[Metric]:
                     note="warm-up included",
                 )
             )
+        framework = timers.get("framework") or {}
         for call in ("start_timer", "stop_timer"):
             rows.append(
                 Metric(
@@ -249,7 +253,10 @@ def metrics_from(results: dict[str, Any]) -> list[Metric]:
                     _p(timers[call], "p99"),
                     "ms",
                     "lower",
+                    _p(framework.get(call, {}), "p99"),
+                    "grpc.aio, empty handlers",
                     target=Target("<", 30, ISSUE4),
+                    note=f"empty handlers: {framework['cycles_per_s']} cycles/s" if framework else "",
                 )
             )
     gw = results.get("gateway_load")
@@ -453,6 +460,9 @@ def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
             )
             r["ceiling"] = tracking_timers.pgbench_ceiling(
                 tracking_db, plan.tracking_concurrency, plan.tracking_duration_s
+            )
+            r["framework"] = tracking_timers.run_framework_ceiling(
+                cfg, plan.tracking_concurrency, plan.tracking_duration_s, plan.tracking_warmup_s
             )
             tracking_timers.print_result(r)
             return r

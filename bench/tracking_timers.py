@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from benchkit import (  # noqa: E402
     build_loadgen,
     cpu_between,
+    free_port,
     go_loadgen,
     idle_cpu_ms_per_s,
     machine_info,
@@ -60,8 +61,9 @@ from timetracking.projects.v1 import projects_pb2 as ppb  # noqa: E402
 from timetracking.projects.v1 import projects_pb2_grpc  # noqa: E402
 from timetracking.tracking.v1 import tracking_pb2 as tpb  # noqa: E402
 from timetracking.tracking.v1 import tracking_pb2_grpc  # noqa: E402
-from ttlocal import postgres  # noqa: E402
+from ttlocal import postgres, proc  # noqa: E402
 from ttlocal.config import StackConfig  # noqa: E402
+from ttlocal.python_env import venv_python  # noqa: E402
 
 # One pgbench transaction = one start+stop cycle of this client's own user (client_id -> uuid).
 PGBENCH_CYCLE = r"""BEGIN;
@@ -305,6 +307,49 @@ async def run_load(
     }
 
 
+FRAMEWORK = "bench-trivial-grpc"
+
+
+async def framework_ceiling(
+    target: str, pid: int, concurrency: int, duration_s: float, warmup_s: float
+) -> dict:
+    """The same plan against bench/trivial_grpc.py (grpc.aio, empty handlers): what the framework
+    alone allows at this concurrency. Go load generator only (None without Go)."""
+    binary = build_loadgen()
+    if binary is None:
+        return {}
+    users = [str(uuid.uuid4()) for _ in range(concurrency)]
+    running = asyncio.create_task(
+        go_loadgen(binary, go_plan(target, str(uuid.uuid4()), users, duration_s, warmup_s))
+    )
+    now = time.perf_counter()
+    cpu = asyncio.create_task(cpu_between([pid], now + warmup_s, now + warmup_s + duration_s))
+    out = await running
+    cycles = out["cycles"]
+    return {
+        "server": "bench/trivial_grpc.py: grpc.aio on uvloop, empty StartTimer/StopTimer handlers",
+        "cycles_per_s": round(cycles / duration_s, 1),
+        "server_cpu_ms_per_cycle": per_op_ms(await cpu, cycles),
+        "start_timer": summary_ms(out["latency_ms"].get("start_timer", [])),
+        "stop_timer": summary_ms(out["latency_ms"].get("stop_timer", [])),
+        "errors": out["errors"],
+    }
+
+
+def run_framework_ceiling(cfg: StackConfig, concurrency: int, duration_s: float, warmup_s: float) -> dict:
+    """Start bench/trivial_grpc.py on a free port, measure it, stop it (by its pid file)."""
+    port = free_port()
+    argv = [str(venv_python(cfg)), str(ROOT / "bench" / "trivial_grpc.py"), "--port", str(port)]
+    proc.spawn(cfg, FRAMEWORK, argv, cwd=ROOT)
+    try:
+        proc.wait_until(lambda: proc.port_open(port), "trivial grpc", 60, cfg=cfg, name=FRAMEWORK)
+        pid = proc.read_pid(cfg.pid_file(FRAMEWORK))
+        assert pid is not None
+        return uvloop.run(framework_ceiling(f"127.0.0.1:{port}", pid, concurrency, duration_s, warmup_s))
+    finally:
+        proc.stop(cfg, FRAMEWORK)
+
+
 def run(*args: Any, **kwargs: Any) -> dict:
     """`run_load` on uvloop: the load generator spends less of the shared 2 cores per call, as
     the product's own callers do (the gateway and the services run on uvloop too)."""
@@ -326,6 +371,14 @@ def print_result(result: dict) -> None:
         m = result[name]
         quantiles = "  ".join(f"{q} {m.get(q + '_ms', '-')} ms" for q in ("p50", "p90", "p99", "max"))
         print(f"  {name:11s} {quantiles}")
+    f = result.get("framework")
+    if f:
+        print(
+            f"  ceiling, grpc.aio with empty handlers (bench/trivial_grpc.py): {f['cycles_per_s']} cycles/s, "
+            f"CPU {f['server_cpu_ms_per_cycle']} ms/cycle, p50/p99 start "
+            f"{f['start_timer'].get('p50_ms')}/{f['start_timer'].get('p99_ms')} ms, stop "
+            f"{f['stop_timer'].get('p50_ms')}/{f['stop_timer'].get('p99_ms')} ms"
+        )
     c = result.get("ceiling")
     if c:
         cycle = c["cycle"]
@@ -342,7 +395,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=20, help="virtual users (default 20)")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default 3)")
-    parser.add_argument("--no-ceiling", action="store_true", help="skip the pgbench ceiling")
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the ceilings (pgbench, grpc.aio with empty handlers)"
+    )
     parser.add_argument(
         "--loadgen",
         choices=["go", "python"],
@@ -370,6 +425,7 @@ def main() -> int:
         )
         if not args.no_ceiling:
             result["ceiling"] = pgbench_ceiling(tracking_db, args.concurrency, args.duration)
+            result["framework"] = run_framework_ceiling(cfg, args.concurrency, args.duration, args.warmup)
         result["machine"] = machine_info(tracking_db, cfg)
     result |= {
         "benchmark": "tracking_timers",
