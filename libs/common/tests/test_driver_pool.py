@@ -81,7 +81,9 @@ async def test_a_connection_killed_by_the_server_is_replaced(infra, pool: Driver
     for _ in range(4):  # a call on the dead connection may fail once; then a new one serves
         try:
             seen.add(await pool.fetchval(PID))
-        except (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError):
+        except (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError, asyncpg.InternalClientError):
+            # What asyncpg raises on a connection whose server ended it depends on when the
+            # goodbye arrived; InternalClientError: it came while the connection was idle.
             pass
     assert seen and victim not in seen
     assert pool._open <= 2
