@@ -1,4 +1,4 @@
-"""The server's tracing interceptor: every call runs in a server span with the caller's trace
+"""The server's tracing wrapper: every call runs in a server span with the caller's trace
 id; only a call whose caller was sampled is recorded (without an exporter), and that one
 exactly as OpenTelemetry's own interceptor records it."""
 
@@ -15,9 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tt_common.errors import NotFound
-from tt_common.grpc_server import DomainErrorInterceptor
-from tt_common.grpc_tracing import ServerTracingInterceptor
-from tt_common.metrics import GrpcMetricsInterceptor
+from tt_common.grpc_handlers import WrappingServer
 from tt_common.telemetry import records_only_sampled_parents, setup_tracing
 
 METHOD = "/grpc.health.v1.Health/Check"
@@ -50,11 +48,9 @@ def exported(monkeypatch) -> InMemorySpanExporter:
 @pytest.fixture
 async def served(exported):
     echo = SpanEcho()
-    # The runner's order.
-    server = grpc.aio.server(
-        interceptors=[ServerTracingInterceptor(), GrpcMetricsInterceptor(), DomainErrorInterceptor()]
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(echo, server)
+    # As the runner registers handlers: span, metrics and error mapping wrapped around each.
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(echo, WrappingServer(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

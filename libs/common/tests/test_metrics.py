@@ -1,4 +1,4 @@
-"""The gRPC metrics interceptor counts every call with its final status code; GC pauses are timed."""
+"""The gRPC server counts every call with its final status code; GC pauses are timed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from tt_common.errors import InvalidArgument, NotFound
-from tt_common.grpc_server import DomainErrorInterceptor
-from tt_common.metrics import GrpcMetricsInterceptor, MetricNames, observe_gc_pauses, split_method
+from tt_common.grpc_handlers import WrappingServer
+from tt_common.metrics import MetricNames, observe_gc_pauses, split_method
 
 SERVICE, METHOD = "grpc.health.v1.Health", "Check"
 
@@ -31,9 +31,9 @@ class ScriptedHealth(health_pb2_grpc.HealthServicer):
 
 @pytest.fixture
 async def channel():
-    # The runner's order: metrics outside the error mapping.
-    server = grpc.aio.server(interceptors=[GrpcMetricsInterceptor(), DomainErrorInterceptor()])
-    health_pb2_grpc.add_HealthServicer_to_server(ScriptedHealth(), server)
+    # As the runner registers handlers: span, metrics and error mapping wrapped around each.
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(ScriptedHealth(), WrappingServer(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

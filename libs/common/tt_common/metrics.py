@@ -1,4 +1,4 @@
-"""Prometheus metrics: every metric name, and the gRPC server interceptor.
+"""Prometheus metrics: every metric name, and what the gRPC servers measure per call.
 
 Each service process exposes the default prometheus_client registry on
 `<SVC>_METRICS_PORT` (started by GrpcServiceRunner); a server with several
@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram
-
-from .grpc_wrappers import MethodWrappers
 
 
 class MetricNames:
@@ -111,10 +109,10 @@ def split_method(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or "unknown"
 
 
-def _final_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+def final_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
     """The status the client receives.
 
-    `context.abort` (what DomainErrorInterceptor does) and `set_code` record the
+    `context.abort` (what the error mapping does) and `set_code` record the
     code on the context (it stays None on a plain success); an exception that
     escapes without an abort becomes UNKNOWN in grpc; a cancelled call is CANCELLED.
     """
@@ -126,34 +124,15 @@ def _final_code(context: grpc.aio.ServicerContext, exc: BaseException | None) ->
     return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
 
 
-class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times unary-unary calls by service, method and final status code.
+def call_metrics(full_method: str) -> tuple[Any, Callable[[grpc.StatusCode], None]]:
+    """A unary method's latency histogram and its count by final status (grpc_handlers.py).
 
-    Install it OUTSIDE DomainErrorInterceptor (earlier in the interceptor list),
-    so it sees the status that exceptions were mapped to. Only registered
-    methods are measured: an unknown method name (a scanner, a typo) returns
-    UNIMPLEMENTED without creating a label set, which keeps cardinality bounded.
-    Streaming calls (health Watch, reflection) pass through unmeasured.
-
-    Each method's labelled metrics are looked up once, not per call (`labels()`
-    hashes and locks on every use), and its wrapper is built once.
+    Looked up once per method, not per call (`labels()` hashes and locks on every
+    use). Only registered methods get a label set: an unknown method name (a
+    scanner, a typo) answers UNIMPLEMENTED without one, which keeps cardinality
+    bounded.
     """
-
-    def __init__(self) -> None:
-        self._wrapped = MethodWrappers()
-
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler.unary_unary:
-            return handler
-        method = handler_call_details.method
-        return self._wrapped.lookup(method, handler) or self._wrapped.store(
-            method, handler, _measured(handler, *split_method(method))
-        )
-
-
-def _measured(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
-    inner = handler.unary_unary
+    service, method = split_method(full_method)
     latency = GRPC_HANDLING_SECONDS.labels(service, method)
     handled: dict[grpc.StatusCode, Any] = {}
 
@@ -163,23 +142,7 @@ def _measured(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc
             child = handled[code] = GRPC_HANDLED.labels(service, method, code.name)
         child.inc()
 
-    async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        failure: BaseException | None = None
-        try:
-            return await inner(request, context)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            latency.observe(time.perf_counter() - started)
-            count(_final_code(context, failure))
-
-    return grpc.unary_unary_rpc_method_handler(
-        measured,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return latency, count
 
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -1,7 +1,8 @@
-"""Domain errors become the right gRPC status, once, in the interceptor."""
+"""Domain errors become the right gRPC status, once, in the wrapper every handler is registered with."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import grpc
@@ -9,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tt_common.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from tt_common.grpc_server import DomainErrorInterceptor
+from tt_common.grpc_handlers import WrappingServer
 
 
 class RaisingHealth(health_pb2_grpc.HealthServicer):
@@ -26,8 +27,8 @@ class RaisingHealth(health_pb2_grpc.HealthServicer):
 @pytest.fixture
 async def server_and_stub():
     servicer = RaisingHealth()
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, WrappingServer(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -109,8 +110,8 @@ async def test_a_handler_that_aborts_itself_keeps_its_status_and_logs_no_error()
     from grpc_health.v1 import health
     from structlog.testing import capture_logs
 
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), WrappingServer(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -123,3 +124,23 @@ async def test_a_handler_that_aborts_itself_keeps_its_status_and_logs_no_error()
         await server.stop(None)
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND
     assert logs == []  # not mistaken for an unhandled error (and aborted twice)
+
+
+async def test_streaming_handlers_are_registered_as_they_are() -> None:
+    """Only unary handlers are wrapped: the health service's Watch still streams."""
+    from grpc_health.v1 import health
+
+    servicer = health.aio.HealthServicer()
+    await servicer.set("svc", health_pb2.HealthCheckResponse.SERVING)
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, WrappingServer(server))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service="svc"))
+            first = await asyncio.wait_for(watch.read(), timeout=5)
+            watch.cancel()
+    finally:
+        await server.stop(None)
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
