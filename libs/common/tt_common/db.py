@@ -140,26 +140,25 @@ class DriverPool:
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """Run one statement; its first row (or None)."""
-        con = await self._acquire()
-        try:
-            row = await con.fetchrow(sql, *args)
-        except BaseException as exc:
-            self._release(con, exc)
-            raise
-        self._release(con)
+        row: asyncpg.Record | None = await self._run(asyncpg.Connection.fetchrow, sql, args)
         return row
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement; all its rows (decoded in C: a report's thousands of rows cost
         a fraction of what SQLAlchemy's result processing does)."""
+        rows: list[asyncpg.Record] = await self._run(asyncpg.Connection.fetch, sql, args)
+        return rows
+
+    async def _run(self, call: Any, sql: str, args: tuple[Any, ...]) -> Any:
+        """`call(connection, sql, *args)` on a checked-out connection, released as it ended."""
         con = await self._acquire()
         try:
-            rows = await con.fetch(sql, *args)
+            result = await call(con, sql, *args)
         except BaseException as exc:
             self._release(con, exc)
             raise
         self._release(con)
-        return rows
+        return result
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run one statement; the first column of its first row."""
