@@ -4,6 +4,7 @@ even with Redis stopped; stop, discard, cap; access and billing from projects.""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,10 @@ async def test_a_short_timer_is_discarded_and_audited(tracking: Stub, world: Wor
     assert count_rows(db, "SELECT count(*) FROM time_entries WHERE entry_id = %s", entry.entry_id) == 0
     audit = await tracking.ListEntryAudit(tpb.ListEntryAuditRequest(entry_id=entry.entry_id))
     assert [r.action for r in audit.records] == ["timer_started", "timer_discarded"]
+    started, discarded = audit.records
+    # What was discarded is exactly the entry that was started (its snapshot is reused, not rebuilt).
+    assert json.loads(discarded.before_json) == json.loads(started.after_json)
+    assert json.loads(started.after_json)["entry_id"] == entry.entry_id and not discarded.after_json
     assert count_rows(db, "SELECT count(*) FROM outbox WHERE key = %s", entry.entry_id) == 0
 
 

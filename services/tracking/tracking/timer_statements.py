@@ -107,14 +107,23 @@ class TimerStatements:
     def __init__(self, db: DriverPool, *, topic: str) -> None:
         self.db = db
         self.topic = topic
-        # The timers this process started, as written: a stop usually follows its start here,
-        # and then needs no read (the write re-checks the row).
-        self._started: dict[uuid.UUID, Entry] = {}
+        # The timers this process started, as written, with their audit snapshot: a stop usually
+        # follows its start here, and then needs no read (the write re-checks the row) and no
+        # second snapshot of the same entry (its "before" is the start's "after").
+        self._started: dict[uuid.UUID, tuple[Entry, str]] = {}
 
     def started_here(self, user_id: uuid.UUID) -> Entry | None:
         """The running timer this process started for the user, as it was written; it may have
         changed or stopped since (the writes below match nothing then)."""
-        return self._started.get(user_id)
+        started = self._started.get(user_id)
+        return started[0] if started is not None else None
+
+    def _snapshot(self, entry: Entry) -> str:
+        """`entry`'s audit snapshot as JSON: the one its start wrote when it is that very entry."""
+        started = self._started.get(entry.user_id)
+        if started is not None and started[0] is entry:
+            return started[1]
+        return json.dumps(entry.snapshot())
 
     async def _write(self, sql: str, *args: Any) -> Any:
         try:
@@ -132,6 +141,7 @@ class TimerStatements:
 
     async def insert_running(self, entry: Entry, actor: uuid.UUID | None, action: str) -> bool:
         """Insert `entry` (running) with its audit record; False, writing nothing, when one already runs."""
+        snapshot = json.dumps(entry.snapshot())
         row = await self._write(
             _INSERT_RUNNING,
             entry.entry_id,
@@ -146,13 +156,13 @@ class TimerStatements:
             list(entry.tags),
             actor,
             action,
-            json.dumps(entry.snapshot()),
+            snapshot,
         )
         if not row[0]:
             return False
         if len(self._started) >= _MAX_REMEMBERED:
             self._started.clear()
-        self._started[entry.user_id] = entry
+        self._started[entry.user_id] = (entry, snapshot)
         return True
 
     async def discard(self, running: Entry, actor: uuid.UUID | None, action: str) -> bool:
@@ -163,7 +173,7 @@ class TimerStatements:
             running.version,
             actor,
             action,
-            json.dumps(running.snapshot()),
+            self._snapshot(running),
             running.start_time,
         )
         self._started.pop(running.user_id, None)
@@ -193,7 +203,7 @@ class TimerStatements:
             stopped.updated_at,
             actor,
             action,
-            json.dumps(running.snapshot()),
+            self._snapshot(running),
             json.dumps(stopped.snapshot()),
             event_id,
             self.topic,
