@@ -229,6 +229,14 @@ def render_report(result: Mapping[str, Any]) -> str:
         f"- **Load average** (1 min) before the run: {fmt_number(load[0])}, "
         f"at its end: {fmt_number(load[1])} (the end includes the run's own load). "
         "Above ~0.5 before the run means other work shared the cores and distorted these numbers",
+    ]
+    steal = machine.get("steal_percent")
+    if steal:
+        lines.append(
+            "- **CPU steal** (the share of the cores the hypervisor gave to other guests; nobody here "
+            "could use it): " + ", ".join(f"{name} {fmt_number(pct)}%" for name, pct in steal.items())
+        )
+    lines += [
         f"- **Targets met**: {met} of {len(with_target)}",
         "",
         "The stack is the local runner's test profile: its PostgreSQL runs with fsync=off and",
@@ -312,6 +320,24 @@ def machine_info(postgres_url: str | None = None, cfg: StackConfig | None = None
     return info
 
 
+def cpu_times(stat_text: str | None = None) -> tuple[int, int]:
+    """(steal, total) clock ticks of all CPUs so far, from the `cpu` line of /proc/stat."""
+    text = stat_text if stat_text is not None else Path("/proc/stat").read_text()
+    fields = [int(f) for f in text.splitlines()[0].split()[1:9]]  # user .. steal; guest is in user
+    return fields[7], sum(fields)
+
+
+def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the CPUs' time between two `cpu_times()` that the hypervisor gave to others.
+
+    On a virtual machine that is CPU nobody here could use: a run with 20% steal had a fifth less
+    machine than a run with none, which moves every throughput and latency of that run."""
+    total = after[1] - before[1]
+    if total <= 0:
+        return None
+    return round(100 * (after[0] - before[0]) / total, 1)
+
+
 # --- processes ---------------------------------------------------------------------------
 
 
@@ -376,6 +402,17 @@ async def cpu_between_each(groups: Mapping[str, Sequence[int]], start: float, en
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     await asyncio.sleep(max(0.0, end - time.perf_counter()))
     return {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
+
+
+async def steal_between(start: float, end: float) -> float | None:
+    """`steal_percent` between two time.perf_counter() instants (waits for both)."""
+    import asyncio
+    import time
+
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    before = cpu_times()
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    return steal_percent(before, cpu_times())
 
 
 def per_op_ms(cpu_s: float, ops: int, *, idle_ms_per_s: float = 0.0, seconds: float = 0.0) -> float | None:

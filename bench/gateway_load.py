@@ -53,6 +53,7 @@ from benchkit import (
     per_op_ms,
     service_pids,
     start_own_stack,
+    steal_between,
     summary_ms,
     with_descendants,
     write_result,
@@ -228,6 +229,7 @@ async def timer_phase(
     measure_from, until = now + warmup, now + warmup + duration
     groups = {name: [pid] for name, pid in (pids or {}).items()}
     cpu = asyncio.create_task(cpu_between_each(groups, measure_from, until))
+    steal = asyncio.create_task(steal_between(measure_from, until))
 
     async def vu(headers: dict[str, str]) -> None:
         nonlocal cycles
@@ -262,6 +264,7 @@ async def timer_phase(
             cpu_s, cycles, idle_ms_per_s=idle_ms_per_s, seconds=duration
         ),
         "server_cpu_ms_per_cycle_by_process": {n: per_op_ms(c, cycles) for n, c in by_process.items()},
+        "cpu_steal_percent": await steal,
         **{k: summary_ms(v) for k, v in calls.ms.items()},
         "errors": calls.errors,
     }
@@ -476,7 +479,7 @@ def print_result(result: dict) -> None:
             print(
                 f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}, "
                 f"server CPU {t['server_cpu_ms_per_cycle']} ms/cycle"
-                f" {t['server_cpu_ms_per_cycle_by_process']}"
+                f" {t['server_cpu_ms_per_cycle_by_process']}, CPU steal {t.get('cpu_steal_percent')}%"
             )
             print(f"    timer_start   {q(t.get('timer_start', {}))}")
             print(f"    timer_stop    {q(t.get('timer_stop', {}))}")

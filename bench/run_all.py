@@ -45,10 +45,12 @@ from benchkit import (
     ROOT,
     Metric,
     Target,
+    cpu_times,
     machine_info,
     render_report,
     service_pids,
     start_own_stack,
+    steal_percent,
     write_result,
 )
 from reporting_stack import target_for
@@ -411,16 +413,19 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
     return rows
 
 
-def _step(results: dict, failures: dict, name: str, fn: Callable[[], Any]) -> None:
-    """Run one benchmark; a failure is recorded and the rest still run."""
+def _step(results: dict, failures: dict, steal: dict, name: str, fn: Callable[[], Any]) -> None:
+    """Run one benchmark; a failure is recorded and the rest still run. `steal` gets the share
+    of the CPUs the hypervisor took while it ran."""
     print(f"\n=== {name} ===", flush=True)
     began = time.monotonic()
+    cpu_before = cpu_times()
     try:
         results[name] = fn()
     except Exception as exc:  # noqa: BLE001 - one benchmark's failure must not lose the others' numbers
         traceback.print_exc()
         failures[name] = f"{type(exc).__name__}: {exc}"
-    print(f"--- {name}: {time.monotonic() - began:.0f} s", flush=True)
+    steal[name] = steal_percent(cpu_before, cpu_times())
+    print(f"--- {name}: {time.monotonic() - began:.0f} s, CPU steal {steal[name]}%", flush=True)
 
 
 def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
@@ -429,6 +434,8 @@ def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
     cfg = StackConfig.load("test")
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
+    steal: dict[str, float | None] = {}  # per benchmark: how much of the cores the hypervisor took
+    cpu_at_start = cpu_times()
     with ExitStack() as cleanup:
         own = start_own_stack(cfg, cleanup, extra_env=gateway_load.UNLIMITED)
         machine = machine_info(own.databases["tracking"], cfg)
@@ -490,14 +497,15 @@ def run_suite(plan: Plan) -> tuple[dict, dict, dict]:
             r["generation"] = asyncio.run(invoice_generation.bench_generation(cfg, tracking_db, sizes))
             return r
 
-        _step(results, failures, "reporting_lag", lag)
-        _step(results, failures, "timesheet_year", sheet)
-        _step(results, failures, "tracking_timers", timers)
-        _step(results, failures, "gateway_load", gateway)
-        _step(results, failures, "invoicing", invoices)
+        _step(results, failures, steal, "reporting_lag", lag)
+        _step(results, failures, steal, "timesheet_year", sheet)
+        _step(results, failures, steal, "tracking_timers", timers)
+        _step(results, failures, steal, "gateway_load", gateway)
+        _step(results, failures, steal, "invoicing", invoices)
         machine["loadavg_before"] = load_before
         machine.pop("loadavg")
         machine["loadavg_end"] = os.getloadavg()[0]
+        machine["steal_percent"] = {**steal, "whole run": steal_percent(cpu_at_start, cpu_times())}
     return results, failures, machine
 
 

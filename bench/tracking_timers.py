@@ -53,6 +53,7 @@ from benchkit import (  # noqa: E402
     per_op_ms,
     service_pids,
     start_own_stack,
+    steal_between,
     summary_ms,
     write_result,
 )
@@ -271,6 +272,7 @@ async def run_load(
         now = time.perf_counter()
         measure_from, until = now + warmup_s, now + warmup_s + duration_s
         cpu = asyncio.create_task(cpu_between(pids or [], measure_from, until))
+        steal = asyncio.create_task(steal_between(measure_from, until))
         if binary is None:
             began = time.process_time()
             await asyncio.gather(
@@ -296,6 +298,7 @@ async def run_load(
         "cycles_per_s": round(samples.cycles / duration_s, 1),
         "calls_per_s": round(2 * samples.cycles / duration_s, 1),
         "server_idle_cpu_ms_per_s": idle,
+        "cpu_steal_percent": await steal,
         "server_cpu_ms_per_cycle": per_op_ms(cpu_s := await cpu, samples.cycles),
         "server_cpu_ms_per_cycle_net_of_idle": per_op_ms(
             cpu_s, samples.cycles, idle_ms_per_s=idle, seconds=duration_s
@@ -360,7 +363,7 @@ def print_result(result: dict) -> None:
     errors = result["errors"] or "none"
     print(
         f"\nStartTimer+StopTimer at concurrency {result['concurrency']}, "
-        f"{result['duration_s']:.0f} s measured:\n"
+        f"{result['duration_s']:.0f} s measured (CPU steal {result.get('cpu_steal_percent')}%):\n"
         f"  {result['cycles_per_s']} cycles/s ({result['calls_per_s']} calls/s), errors {errors}, "
         f"tracking+projects CPU {result['server_cpu_ms_per_cycle']} ms/cycle "
         f"({result['server_cpu_ms_per_cycle_net_of_idle']} net of "

@@ -16,12 +16,14 @@ from benchkit import (
     Metric,
     Target,
     cpu_seconds,
+    cpu_times,
     fmt_number,
     per_op_ms,
     percentile,
     ratio,
     render_report,
     render_table,
+    steal_percent,
     summary_ms,
     target_met,
     with_descendants,
@@ -143,6 +145,39 @@ def test_metric_round_trips_through_json_and_the_report_counts_targets() -> None
     assert "before the run: 0.200, at its end: 1.50" in report
     assert "| PDF 50 pages | 12.5 s | 2.50 s (minimal PDF) | x5.00 | < 10 s (issue 6) | **no** |" in report
     assert "- **pgbench**: the same SQL" in report
+    assert "CPU steal" not in report  # runs from before it was measured say nothing about it
+
+
+def test_cpu_steal_is_the_hypervisors_share_of_the_cores_time() -> None:
+    first = "cpu  100 5 50 800 10 0 5 30 0 0\ncpu0 50 2 25 400 5 0 2 15 0 0\n"
+    later = "cpu  160 5 70 900 10 0 5 80 0 0\ncpu0 80 2 35 450 5 0 2 40 0 0\n"
+    assert cpu_times(first) == (30, 1000)
+    assert cpu_times(later) == (80, 1230)
+    assert steal_percent(cpu_times(first), cpu_times(later)) == 21.7  # 50 of 230 ticks
+    assert steal_percent((5, 10), (5, 10)) is None  # no time passed: no share
+    steal, total = cpu_times()  # this machine's own /proc/stat
+    assert 0 <= steal <= total and total > 0
+    report = render_report(
+        {
+            "mode": "quick",
+            "started_at": "s",
+            "finished_at": "f",
+            "elapsed_s": 1,
+            "command": "c",
+            "machine": {
+                "cpu_model": "m",
+                "cpus": 2,
+                "ram_gib": 1,
+                "kernel": "k",
+                "python": "p",
+                "git_commit": "x",
+                "git_dirty": True,
+                "steal_percent": {"tracking_timers": 18.2, "whole run": 3.5},
+            },
+            "metrics": [],
+        }
+    )
+    assert "tracking_timers 18.2%, whole run 3.50%" in report
 
 
 def test_cpu_per_operation_counts_this_process_working() -> None:
