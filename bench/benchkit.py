@@ -232,9 +232,10 @@ def render_report(result: Mapping[str, Any]) -> str:
     ]
     steal = machine.get("steal_percent")
     if steal:
+        shares = (f"{name} {'-' if pct is None else f'{pct:.1f}%'}" for name, pct in steal.items())
         lines.append(
             "- **CPU steal** (the share of the cores the hypervisor gave to other guests; nobody here "
-            "could use it): " + ", ".join(f"{name} {fmt_number(pct)}%" for name, pct in steal.items())
+            "could use it): " + ", ".join(shares)
         )
     lines += [
         f"- **Targets met**: {met} of {len(with_target)}",

@@ -177,7 +177,7 @@ def test_cpu_steal_is_the_hypervisors_share_of_the_cores_time() -> None:
             "metrics": [],
         }
     )
-    assert "tracking_timers 18.2%, whole run 3.50%" in report
+    assert "tracking_timers 18.2%, whole run 3.5%" in report
 
 
 def test_cpu_per_operation_counts_this_process_working() -> None:
