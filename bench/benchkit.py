@@ -15,12 +15,12 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
@@ -30,6 +30,7 @@ from ttlocal import proc, services  # noqa: E402
 from ttlocal.config import DATABASE_SERVICES, SERVICES, StackConfig  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+T = TypeVar("T")
 
 # --- numbers -------------------------------------------------------------------------------
 
@@ -394,26 +395,28 @@ async def cpu_between(pids: Sequence[int], start: float, end: float) -> float:
     return sum((await cpu_between_each({str(pid): [pid] for pid in pids}, start, end)).values(), 0.0)
 
 
-async def cpu_between_each(groups: Mapping[str, Sequence[int]], start: float, end: float) -> dict[str, float]:
-    """CPU seconds each named group of processes uses between two time.perf_counter() instants."""
+async def readings_at(read: Callable[[], T], start: float, end: float) -> tuple[T, T]:
+    """`read()` at two time.perf_counter() instants (waits for both): the measured window's edges."""
     import asyncio
     import time
 
     await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    before = read()
     await asyncio.sleep(max(0.0, end - time.perf_counter()))
-    return {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
+    return before, read()
+
+
+async def cpu_between_each(groups: Mapping[str, Sequence[int]], start: float, end: float) -> dict[str, float]:
+    """CPU seconds each named group of processes uses between two time.perf_counter() instants."""
+    before, after = await readings_at(
+        lambda: {name: cpu_seconds(pids) for name, pids in groups.items()}, start, end
+    )
+    return {name: after[name] - before[name] for name in groups}
 
 
 async def steal_between(start: float, end: float) -> float | None:
     """`steal_percent` between two time.perf_counter() instants (waits for both)."""
-    import asyncio
-    import time
-
-    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    before = cpu_times()
-    await asyncio.sleep(max(0.0, end - time.perf_counter()))
-    return steal_percent(before, cpu_times())
+    return steal_percent(*await readings_at(cpu_times, start, end))
 
 
 def per_op_ms(cpu_s: float, ops: int, *, idle_ms_per_s: float = 0.0, seconds: float = 0.0) -> float | None:
