@@ -46,8 +46,10 @@ import aiohttp
 import grpc
 from benchkit import (
     ROOT,
+    build_loadgen,
     cpu_between_each,
     free_port,
+    go_loadgen,
     idle_cpu_ms_per_s,
     machine_info,
     per_op_ms,
@@ -213,6 +215,33 @@ async def timed(http: Http, calls: Calls, name: str, record: bool, **request) ->
     return resp
 
 
+def go_timer_plan(
+    base_url: str, users: list[dict[str, str]], project_id: str, warmup: float, duration: float
+) -> dict:
+    """The timer phase's closed loop for the Go load generator: per user a start (201) and a stop
+    (200), each user on its own keep-alive connection; a failed cycle is followed by a stop."""
+    stop = {"name": "timer_stop", "method": "POST", "path": "/v1/timer/stop", "status": 200}
+    start = {
+        "name": "timer_start",
+        "method": "POST",
+        "path": "/v1/timer/start",
+        "body": json.dumps({"project_id": project_id}).encode(),
+        "status": 201,
+    }
+    return {
+        "protocol": "http",
+        "target": base_url,
+        "connections": len(users),
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "timeout_s": 30,
+        "users": [
+            {"calls": [start | {"headers": h}, stop | {"headers": h}], "recover": stop | {"headers": h}}
+            for h in users
+        ],
+    }
+
+
 async def timer_phase(
     http: Http,
     users: list[dict[str, str]],
@@ -221,10 +250,18 @@ async def timer_phase(
     duration: float,
     pids: Mapping[str, int] | None = None,
     idle_ms_per_s: float = 0.0,
+    loadgen: Path | None = None,
 ) -> dict:
     """Closed loop of start+stop cycles; `pids`: the server processes (by name) whose CPU per cycle
-    to report, in total (also net of their `idle_ms_per_s`) and each (with its worker processes)."""
-    calls, cycles = Calls(), 0
+    to report, in total (also net of their `idle_ms_per_s`) and each (with its worker processes).
+    Driven by the Go load generator `loadgen` when given (a tenth of aiohttp's CPU per request,
+    on the same two cores as the services), else from Python."""
+    calls, cycles, all_cycles = Calls(), 0, 0
+    generator: dict = {"load_generator": "go" if loadgen else "python"}
+    if loadgen is not None:
+        running = asyncio.create_task(
+            go_loadgen(loadgen, go_timer_plan(http.base_url, users, project_id, warmup, duration))
+        )
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + duration
     groups = {name: [pid] for name, pid in (pids or {}).items()}
@@ -232,9 +269,10 @@ async def timer_phase(
     steal = asyncio.create_task(steal_between(measure_from, until))
 
     async def vu(headers: dict[str, str]) -> None:
-        nonlocal cycles
+        nonlocal cycles, all_cycles
         while (t0 := time.perf_counter()) < until:
             record = t0 >= measure_from
+            all_cycles += 1
             start = await timed(
                 http,
                 calls,
@@ -251,11 +289,20 @@ async def timer_phase(
             if record and start is not None and stop is not None and time.perf_counter() <= until:
                 cycles += start.status_code == 201 and stop.status_code == 200
 
-    await asyncio.gather(*(vu(h) for h in users))
+    if loadgen is None:
+        began = time.process_time()
+        await asyncio.gather(*(vu(h) for h in users))
+        # The whole process, warm-up included (its samplers too: a little more than the loop).
+        generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(time.process_time() - began, all_cycles)
+    else:
+        out = await running
+        cycles, calls.ms, calls.errors = out["cycles"], out["latency_ms"], out["errors"]
+        generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(out["cpu_s"], out["all_cycles"])
     requests = sum(len(v) for v in calls.ms.values())
     by_process = await cpu
     cpu_s = sum(by_process.values())
     return {
+        **generator,
         "cycles": cycles,
         "cycles_per_s": round(cycles / duration, 1),
         "requests_per_s": round(requests / duration, 1),
@@ -408,14 +455,16 @@ async def phases(
     warmup: float,
     duration: float,
     pids: Mapping[str, int],
+    loadgen: Path | None,
 ) -> dict:
     """Timer and entry phases at every concurrency, then the steady phase: one system's numbers.
 
-    `pids`: the server processes whose CPU per operation is reported, measured idle first."""
+    `pids`: the server processes whose CPU per operation is reported, measured idle first;
+    `loadgen`: the Go load generator, which drives the timer phase when given."""
     idle = await idle_cpu_ms_per_s(list(pids.values()))
     out: dict = {"by_concurrency": {}, "server_idle_cpu_ms_per_s": idle}
     for k, c in enumerate(concurrencies):
-        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle)
+        timer = await timer_phase(http, users[:c], project_id, warmup, duration, pids, idle, loadgen)
         entries = await entries_phase(
             http, users[:c], project_id, warmup, duration, days_back=1 + 40 * k, pids=pids, idle_ms_per_s=idle
         )
@@ -433,9 +482,11 @@ async def run(
     warmup: float,
     duration: float,
     ceiling_url: str | None,
+    loadgen: str = "go",
 ) -> dict:
     """The gateway through all phases (memory sampled), then the trivial ceiling through the same."""
     most = max([*concurrencies, steady_users])
+    binary = build_loadgen() if loadgen == "go" else None
     project_id, emails = await make_users(cfg.grpc_target("projects"), most)
     async with Http(cfg.gateway_url, most * 2) as http:
         users = [await log_in(http, e) for e in emails]
@@ -443,7 +494,7 @@ async def run(
         memory.start()
         pids = memory.pids
         gateway = await phases(
-            http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids
+            http, users, project_id, concurrencies, steady_users, rate, warmup, duration, pids, binary
         )
         gateway["memory"] = await memory.stop()
     result = {
@@ -458,7 +509,16 @@ async def run(
             anonymous: list[dict[str, str]] = [{} for _ in range(most)]
             pids = service_pids(cfg, [TRIVIAL])
             result["ceiling"] = await phases(
-                http, anonymous, project_id, concurrencies, steady_users, rate, warmup, duration, pids
+                http,
+                anonymous,
+                project_id,
+                concurrencies,
+                steady_users,
+                rate,
+                warmup,
+                duration,
+                pids,
+                binary,
             )
     return result
 
@@ -480,6 +540,10 @@ def print_result(result: dict) -> None:
                 f"  {c} users: timer start+stop {t['cycles_per_s']} cycles/s, errors {errors}, "
                 f"server CPU {t['server_cpu_ms_per_cycle']} ms/cycle"
                 f" {t['server_cpu_ms_per_cycle_by_process']}, CPU steal {t.get('cpu_steal_percent')}%"
+            )
+            print(
+                f"    load generator: {t.get('load_generator', 'python')},"
+                f" {t.get('load_generator_cpu_ms_per_cycle')} ms CPU/cycle"
             )
             print(f"    timer_start   {q(t.get('timer_start', {}))}")
             print(f"    timer_stop    {q(t.get('timer_stop', {}))}")
@@ -513,6 +577,12 @@ def main() -> int:
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the trivial-app ceiling")
     parser.add_argument(
+        "--loadgen",
+        choices=["go", "python"],
+        default="go",
+        help="the timer phase's closed loop: Go (bench/loadgen, the default) or Python aiohttp",
+    )
+    parser.add_argument(
         "--existing", metavar="PROFILE", choices=["dev", "test"], help="use this profile's stack"
     )
     args = parser.parse_args()
@@ -532,6 +602,7 @@ def main() -> int:
                 warmup=args.warmup,
                 duration=args.duration,
                 ceiling_url=ceiling_url,
+                loadgen=args.loadgen,
             )
         )
         result["machine"] = machine_info(pg, cfg)

@@ -122,7 +122,9 @@ NOTES = [
     "The gateway's general rate limit is lifted for the run, so its Redis token bucket is paid but "
     "never refuses (with leases of 20 tokens per round trip, the most a process leases); every "
     "virtual user logs in and uses its own bearer token. The gateway runs 2 worker processes "
-    "(GATEWAY_WORKERS), as `make up` does; their CPU counts with the supervisor's.",
+    "(GATEWAY_WORKERS), as `make up` does; their CPU counts with the supervisor's. The timer phase "
+    "is driven by the Go load generator over HTTP/1.1 (one keep-alive connection per user), the "
+    "entries and steady phases by aiohttp in the benchmark's process.",
     "Visible lag is sampled by a poller every 20 ms, so it carries up to 20 ms of resolution.",
 ]
 
@@ -335,6 +337,20 @@ def _gateway_metrics(gw: dict) -> list[Metric]:
                 note=_cpu_note(t.get("server_cpu_ms_per_cycle"), product.get("server_idle_cpu_ms_per_s")),
             )
         )
+        if t.get("load_generator_cpu_ms_per_cycle") is not None:
+            rows.append(
+                Metric(
+                    f"gateway.timer.c{c}.load_generator_cpu_per_cycle",
+                    f"CPU of the load generator ({t.get('load_generator', 'python')}) per timer cycle,"
+                    f" {_users(c)}",
+                    t["load_generator_cpu_ms_per_cycle"],
+                    "ms",
+                    "lower",
+                    ct.get("load_generator_cpu_ms_per_cycle"),
+                    "trivial app",
+                    note="warm-up included",
+                )
+            )
         for call, label in (("timer_start", "POST /v1/timer/start"), ("timer_stop", "POST /v1/timer/stop")):
             for q in ("p50", "p99") if call == "timer_start" else ("p99",):
                 rows.append(

@@ -1,18 +1,22 @@
-// Command loadgen drives a closed loop of virtual users against a gRPC service and prints
-// every call's latency as JSON. It is the benchmarks' load generator (bench/benchkit.py builds and
+// Command loadgen drives a closed loop of virtual users against a gRPC service or an HTTP API
+// and prints every call's latency as JSON. It is the benchmarks' load generator (bench/benchkit.py builds and
 // runs it): the targets are measured with the load generator on the same two cores, and this one
 // spends a tenth of the CPU per call that a Python client does, so the numbers describe the
 // services rather than the client.
 //
 // The plan comes on stdin (see benchkit.go_loadgen): per user, the calls of one cycle with their
-// request bodies already encoded as protobuf bytes, so this program knows no schema: they go
-// through a pass-through codec; replies are read and discarded.
+// request bodies already encoded (protobuf bytes for gRPC, through a pass-through codec; JSON for
+// HTTP), so this program knows no schema; replies are read and discarded. An HTTP call succeeds
+// when it answers the status the plan expects, a gRPC call when it answers OK.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -26,8 +30,12 @@ import (
 
 type call struct {
 	Name   string `json:"name"`
-	Method string `json:"method"` // the full method path, /package.Service/Method
+	Method string `json:"method"` // gRPC: the full method path, /package.Service/Method; HTTP: the verb
 	Body   []byte `json:"body"`   // the encoded request, base64 in the JSON plan
+	// HTTP only: the path under the plan's target, the request's headers, the expected status.
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers"`
+	Status  int               `json:"status"`
 }
 
 type user struct {
@@ -36,7 +44,8 @@ type user struct {
 }
 
 type plan struct {
-	Target      string  `json:"target"`
+	Protocol    string  `json:"protocol"` // "grpc" (the default) or "http"
+	Target      string  `json:"target"`   // host:port for gRPC, a base URL for HTTP
 	Connections int     `json:"connections"`
 	DurationS   float64 `json:"duration_s"`
 	WarmupS     float64 `json:"warmup_s"`
@@ -99,6 +108,54 @@ func grpcInvokers(p *plan) ([]invoker, func(), error) {
 	return invokers, closeAll, nil
 }
 
+// httpInvokers gives every connection its own client, so a user keeps its own keep-alive
+// connection as a real client would.
+func httpInvokers(p *plan) ([]invoker, func(), error) {
+	n := max(p.Connections, 1)
+	transports := make([]*http.Transport, 0, n)
+	closeAll := func() {
+		for _, t := range transports {
+			t.CloseIdleConnections()
+		}
+	}
+	invokers := make([]invoker, 0, n)
+	for i := 0; i < n; i++ {
+		t := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+		transports = append(transports, t)
+		client := &http.Client{Transport: t}
+		invokers = append(invokers, func(ctx context.Context, c *call) string {
+			req, err := http.NewRequestWithContext(ctx, c.Method, p.Target+c.Path, bytes.NewReader(c.Body))
+			if err != nil {
+				return "bad request: " + err.Error()
+			}
+			for k, v := range c.Headers {
+				req.Header.Set(k, v)
+			}
+			if len(c.Body) > 0 && req.Header.Get("Content-Type") == "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				if ctx.Err() != nil {
+					return "timeout"
+				}
+				return "connection error"
+			}
+			// Read to the end: the connection is reused only after its reply was consumed.
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return "connection error"
+			}
+			if resp.StatusCode != c.Status {
+				return fmt.Sprintf("%s: HTTP %d", c.Name, resp.StatusCode)
+			}
+			return ""
+		})
+	}
+	return invokers, closeAll, nil
+}
+
 func main() {
 	var p plan
 	if err := json.NewDecoder(os.Stdin).Decode(&p); err != nil {
@@ -108,7 +165,14 @@ func main() {
 	var invokers []invoker
 	var closeAll func()
 	var err error
-	invokers, closeAll, err = grpcInvokers(&p)
+	switch p.Protocol {
+	case "", "grpc":
+		invokers, closeAll, err = grpcInvokers(&p)
+	case "http":
+		invokers, closeAll, err = httpInvokers(&p)
+	default:
+		err = fmt.Errorf("unknown protocol %q", p.Protocol)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)

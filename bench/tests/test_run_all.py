@@ -37,6 +37,10 @@ def test_rows_from_results_judge_each_target_and_skip_missing_benchmarks() -> No
         "by_concurrency": {"1": _phase(200, 2), "20": _phase(1600, 8)},
         "steady": {"all_requests": {"p50_ms": 1.0, "p99_ms": 5.0}},
     }
+    gateway["by_concurrency"]["20"]["timer"] |= {
+        "load_generator": "go",
+        "load_generator_cpu_ms_per_cycle": 0.35,
+    }
     results = {
         "gateway_load": {"gateway": gateway, "ceiling": trivial},
         "invoicing": {
@@ -61,6 +65,9 @@ def test_rows_from_results_judge_each_target_and_skip_missing_benchmarks() -> No
     assert rows["gateway.steady.p99"].ratio == 12.0
     assert rows["gateway.memory.peak_rss"].met is True
     assert rows["gateway.timer.c20.cpu_per_cycle"].value == 3.0
+    loadgen = rows["gateway.timer.c20.load_generator_cpu_per_cycle"]
+    assert loadgen.value == 0.35 and "(go)" in loadgen.name and loadgen.target is None
+    assert "gateway.timer.c1.load_generator_cpu_per_cycle" not in rows  # not reported: no row
     assert rows["invoicing.pdf.50_pages"].met is True
     assert "CPU 7.50 s" in rows["invoicing.pdf.50_pages"].note
     assert rows["invoicing.generate.10000"].met is False  # 2.5 s against < 2 s
