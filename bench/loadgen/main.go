@@ -76,84 +76,85 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return nil
 }
 
-// invoker runs one call and returns "" on success or the name of its gRPC status code.
+// invoker runs one call and returns "" on success, else what failed (a gRPC status code's name,
+// or the call's name and the HTTP status it answered).
 type invoker func(ctx context.Context, c *call) string
 
-func grpcInvokers(p *plan) ([]invoker, func(), error) {
+// perConnection opens the plan's connections (at least one) with `open`, which returns a
+// connection's invoker and what closes it; the users take them in turn.
+func perConnection(p *plan, open func() (invoker, func(), error)) ([]invoker, func(), error) {
 	n := max(p.Connections, 1)
-	conns := make([]*grpc.ClientConn, 0, n)
+	var closers []func()
 	closeAll := func() {
-		for _, c := range conns {
-			c.Close()
+		for _, c := range closers {
+			c()
 		}
 	}
 	invokers := make([]invoker, 0, n)
 	for i := 0; i < n; i++ {
-		conn, err := grpc.NewClient(p.Target,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+		invoke, closer, err := open()
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
-		conns = append(conns, conn)
-		invokers = append(invokers, func(ctx context.Context, c *call) string {
-			var reply []byte
-			if err := conn.Invoke(ctx, c.Method, &c.Body, &reply); err != nil {
-				return status.Code(err).String()
-			}
-			return ""
-		})
+		closers = append(closers, closer)
+		invokers = append(invokers, invoke)
 	}
 	return invokers, closeAll, nil
 }
 
-// httpInvokers gives every connection its own client, so a user keeps its own keep-alive
-// connection as a real client would.
-func httpInvokers(p *plan) ([]invoker, func(), error) {
-	n := max(p.Connections, 1)
-	transports := make([]*http.Transport, 0, n)
-	closeAll := func() {
-		for _, t := range transports {
-			t.CloseIdleConnections()
+func grpcConnection(p *plan) (invoker, func(), error) {
+	conn, err := grpc.NewClient(p.Target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+	if err != nil {
+		return nil, nil, err
+	}
+	invoke := func(ctx context.Context, c *call) string {
+		var reply []byte
+		if err := conn.Invoke(ctx, c.Method, &c.Body, &reply); err != nil {
+			return status.Code(err).String()
 		}
+		return ""
 	}
-	invokers := make([]invoker, 0, n)
-	for i := 0; i < n; i++ {
-		t := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
-		transports = append(transports, t)
-		client := &http.Client{Transport: t}
-		invokers = append(invokers, func(ctx context.Context, c *call) string {
-			req, err := http.NewRequestWithContext(ctx, c.Method, p.Target+c.Path, bytes.NewReader(c.Body))
-			if err != nil {
-				return "bad request: " + err.Error()
+	return invoke, func() { conn.Close() }, nil
+}
+
+// httpConnection is a client of its own, so a user keeps its own keep-alive connection as a
+// real client would.
+func httpConnection(p *plan) (invoker, func(), error) {
+	t := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+	client := &http.Client{Transport: t}
+	invoke := func(ctx context.Context, c *call) string {
+		req, err := http.NewRequestWithContext(ctx, c.Method, p.Target+c.Path, bytes.NewReader(c.Body))
+		if err != nil {
+			return "bad request: " + err.Error()
+		}
+		for k, v := range c.Headers {
+			req.Header.Set(k, v)
+		}
+		if len(c.Body) > 0 && req.Header.Get("Content-Type") == "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "timeout"
 			}
-			for k, v := range c.Headers {
-				req.Header.Set(k, v)
-			}
-			if len(c.Body) > 0 && req.Header.Get("Content-Type") == "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				if ctx.Err() != nil {
-					return "timeout"
-				}
-				return "connection error"
-			}
-			// Read to the end: the connection is reused only after its reply was consumed.
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return "connection error"
-			}
-			if resp.StatusCode != c.Status {
-				return fmt.Sprintf("%s: HTTP %d", c.Name, resp.StatusCode)
-			}
-			return ""
-		})
+			return "connection error"
+		}
+		// Read to the end: the connection is reused only after its reply was consumed.
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return "connection error"
+		}
+		if resp.StatusCode != c.Status {
+			return fmt.Sprintf("%s: HTTP %d", c.Name, resp.StatusCode)
+		}
+		return ""
 	}
-	return invokers, closeAll, nil
+	return invoke, t.CloseIdleConnections, nil
 }
 
 func main() {
@@ -167,9 +168,9 @@ func main() {
 	var err error
 	switch p.Protocol {
 	case "", "grpc":
-		invokers, closeAll, err = grpcInvokers(&p)
+		invokers, closeAll, err = perConnection(&p, func() (invoker, func(), error) { return grpcConnection(&p) })
 	case "http":
-		invokers, closeAll, err = httpInvokers(&p)
+		invokers, closeAll, err = perConnection(&p, func() (invoker, func(), error) { return httpConnection(&p) })
 	default:
 		err = fmt.Errorf("unknown protocol %q", p.Protocol)
 	}
