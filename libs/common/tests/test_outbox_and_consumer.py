@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import OutOfOrderSequenceNumber
+from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 from opentelemetry import trace
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, MetaData, Table, Text, select, text
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tt_common.db import create_engine, make_metadata, session_factory, transaction
 from tt_common.inbox import first_delivery, processed_events_table
-from tt_common.kafka import BatchConsumer, Delivery, InvalidMessage, make_producer
+from tt_common.kafka import BatchConsumer, Delivery, InvalidMessage, ensure_topics, make_producer
 from tt_common.metrics import MetricNames
 from tt_common.outbox import OutboxRelay, UnknownEncoder, enqueue, notify_relay, outbox_table, trace_headers
 from tt_common.telemetry import setup_tracing
@@ -298,3 +298,46 @@ async def test_a_relay_whose_producer_sender_ended_ends_its_run_too(infra, sessi
         assert await relay.pending() == 1
     finally:
         await producer.stop()
+
+
+async def test_an_event_over_the_message_limit_waits_in_the_outbox_until_the_limit_is_raised(
+    infra, sessions, unique_topic
+) -> None:
+    """Nothing is skipped or reordered: the relay keeps the oversize row, and the rows behind it,
+    until the producer's limit (KAFKA_MAX_MESSAGE_BYTES) lets it through; the topic was created
+    to accept it."""
+    big = b"x" * 1_500_000  # over Kafka's default 1 MiB
+    await ensure_topics(
+        infra.kafka_bootstrap, [unique_topic], partitions=1, max_message_bytes=4 * 1024 * 1024
+    )
+    async with transaction(sessions) as s:
+        for payload in (b"before", big, b"after"):
+            await enqueue(s, outbox, topic=unique_topic, key="entry-1", payload=payload)
+
+    default = make_producer(infra.kafka_bootstrap, "test-relay-default-limit")
+    await default.start()
+    try:
+        relay = OutboxRelay(sessions=sessions, table=outbox, producer=default)
+        with pytest.raises(MessageSizeTooLargeError):
+            await relay.publish_batch()
+        assert await relay.pending() == 3  # the batch is not marked: all three wait
+    finally:
+        await default.stop()
+
+    raised = make_producer(
+        infra.kafka_bootstrap, "test-relay-raised-limit", max_message_bytes=4 * 1024 * 1024
+    )
+    await raised.start()
+    try:
+        relay = OutboxRelay(sessions=sessions, table=outbox, producer=raised)
+        while await relay.publish_batch():
+            pass
+        assert await relay.pending() == 0
+    finally:
+        await raised.stop()
+
+    records = sorted(await drain(infra, unique_topic, 3), key=lambda r: r.offset)
+    # "before" may have reached Kafka with the refused batch too: a duplicate, never a loss.
+    values = [r.value for r in records]
+    assert values[-2:] == [big, b"after"]
+    assert set(values) == {b"before", big, b"after"}

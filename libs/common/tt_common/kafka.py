@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from .db import transaction
 from .logging import get_logger
 from .metrics import MetricNames
+from .settings import KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 from .telemetry import SpanNames, extract_headers, inject_headers
 
 log = get_logger(__name__)
@@ -69,8 +70,12 @@ def producer_unusable(producer: AIOKafkaProducer, exc: BaseException) -> bool:
     return task is not None and task.done()
 
 
-def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
-    """Idempotent producer: acks=all, so a retried send never duplicates or reorders."""
+def make_producer(
+    bootstrap_servers: str, client_id: str, *, max_message_bytes: int = KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+) -> AIOKafkaProducer:
+    """Idempotent producer: acks=all, so a retried send never duplicates or reorders.
+
+    A message over `max_message_bytes` is refused before it is sent (MessageSizeTooLargeError)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
@@ -78,6 +83,7 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
         acks="all",
         linger_ms=5,
         request_timeout_ms=15_000,
+        max_request_size=max_message_bytes,
     )
 
 
@@ -146,6 +152,7 @@ class BatchConsumer:
         max_batch: int = 500,
         max_wait_ms: int = 500,
         client_id: str | None = None,
+        max_message_bytes: int = KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.topics = topics
         self.sessions = sessions
@@ -167,7 +174,10 @@ class BatchConsumer:
             isolation_level="read_committed",
             max_poll_records=max_batch,
         )
-        self.producer = make_producer(bootstrap_servers, f"{group_id}-dlq")
+        # A dead letter carries the record it replaces: as large as any the topics accept.
+        self.producer = make_producer(
+            bootstrap_servers, f"{group_id}-dlq", max_message_bytes=max_message_bytes
+        )
         self.batches_committed = 0
         self._lag_reported: set[TopicPartition] = set()
 
@@ -309,8 +319,17 @@ class BatchConsumer:
         )
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[str], *, partitions: int = 3) -> None:
-    """Create missing topics (single-node defaults locally; real clusters set their own)."""
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: list[str],
+    *,
+    partitions: int = 3,
+    max_message_bytes: int | None = None,
+) -> None:
+    """Create missing topics (single-node defaults locally; real clusters set their own).
+
+    `max_message_bytes` sets a new topic's `max.message.bytes` (else the broker's default);
+    topics that exist keep theirs."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -319,10 +338,16 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], *, partitions
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
+        configs = {"max.message.bytes": str(max_message_bytes)} if max_message_bytes else {}
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [
+                        NewTopic(
+                            name=t, num_partitions=partitions, replication_factor=1, topic_configs=configs
+                        )
+                        for t in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process won the race

@@ -332,14 +332,16 @@ async def run_relay(
 ) -> None:
     """A service's relay worker: make sure its topics exist, then publish until cancelled.
 
-    `settings` provides kafka_bootstrap_servers and database_url (for LISTEN);
+    `settings` provides kafka_bootstrap_servers, kafka_max_message_bytes (the largest event
+    it publishes; its topics are created to accept it) and database_url (for LISTEN);
     `encoders` are the service's encoders for rows written as JSON bodies.
     A fresh producer per attempt: one whose start failed (Kafka down) is not reusable,
     nor is one that can never send again (`producer_unusable`: the relay ends its run);
     the runner's supervisor restarts this worker with backoff.
     """
-    await ensure_topics(settings.kafka_bootstrap_servers, topics)
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id)
+    limit = settings.kafka_max_message_bytes
+    await ensure_topics(settings.kafka_bootstrap_servers, topics, max_message_bytes=limit)
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id, max_message_bytes=limit)
     await producer.start()
     try:
         await OutboxRelay(

@@ -14,6 +14,9 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Kafka's own default for a message (the producer's max.request.size): 1 MiB.
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
 
 class BaseServiceSettings(BaseSettings):
     """Settings every process has (the gateway included)."""
@@ -45,6 +48,11 @@ class DatabaseSettings(BaseSettings):
 class KafkaSettings(BaseSettings):
     kafka_bootstrap_servers: str
     kafka_client_id: str | None = None
+    kafka_max_message_bytes: int = Field(
+        default=KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        description="the largest event the producer sends; topics this service creates accept it",
+    )
 
 
 class RedisSettings(BaseSettings):

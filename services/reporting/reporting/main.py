@@ -30,6 +30,7 @@ async def serve(settings: ReportingSettings) -> None:
                 settings.topic_system,
                 settings.topic_dead_letter,
             ],
+            max_message_bytes=settings.kafka_max_message_bytes,
         )
         await BatchConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -41,6 +42,7 @@ async def serve(settings: ReportingSettings) -> None:
             dead_letter_topic=settings.topic_dead_letter,
             max_batch=settings.consumer_max_batch,
             max_wait_ms=settings.consumer_max_wait_ms,
+            max_message_bytes=settings.kafka_max_message_bytes,
         ).run()
 
     runner = GrpcServiceRunner(settings)
