@@ -70,6 +70,15 @@ def producer_unusable(producer: AIOKafkaProducer, exc: BaseException) -> bool:
     return task is not None and task.done()
 
 
+# Room for what a dead letter adds to the record it carries (its dlq-* headers).
+DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
+
+
+def dead_letter_limit(max_message_bytes: int) -> int:
+    """The message limit of a dead-letter producer and topic: the record's, plus the headers' room."""
+    return max_message_bytes + DEAD_LETTER_HEADROOM_BYTES
+
+
 def make_producer(
     bootstrap_servers: str, client_id: str, *, max_message_bytes: int = KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 ) -> AIOKafkaProducer:
@@ -174,9 +183,9 @@ class BatchConsumer:
             isolation_level="read_committed",
             max_poll_records=max_batch,
         )
-        # A dead letter carries the record it replaces: as large as any the topics accept.
+        # A dead letter carries the record it replaces, plus the reason in its headers.
         self.producer = make_producer(
-            bootstrap_servers, f"{group_id}-dlq", max_message_bytes=max_message_bytes
+            bootstrap_servers, f"{group_id}-dlq", max_message_bytes=dead_letter_limit(max_message_bytes)
         )
         self.batches_committed = 0
         self._lag_reported: set[TopicPartition] = set()
@@ -328,8 +337,8 @@ async def ensure_topics(
 ) -> None:
     """Create missing topics (single-node defaults locally; real clusters set their own).
 
-    `max_message_bytes` sets a new topic's `max.message.bytes` (else the broker's default);
-    topics that exist keep theirs."""
+    `max_message_bytes` above Kafka's default sets a new topic's `max.message.bytes` (else it
+    follows the broker's); topics that exist keep theirs."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -338,7 +347,8 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
-        configs = {"max.message.bytes": str(max_message_bytes)} if max_message_bytes else {}
+        raised = max_message_bytes is not None and max_message_bytes > KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+        configs = {"max.message.bytes": str(max_message_bytes)} if raised else {}
         if missing:
             try:
                 await admin.create_topics(

@@ -7,7 +7,7 @@ from functools import partial
 from timetracking.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 from tt_common.db import driver_pool_from_settings, engine_from_settings, ping, session_factory
 from tt_common.grpc_server import GrpcServiceRunner, run_service
-from tt_common.kafka import BatchConsumer, ensure_topics
+from tt_common.kafka import BatchConsumer, dead_letter_limit, ensure_topics
 
 from . import consumers
 from .config import ReportingSettings
@@ -22,15 +22,15 @@ async def serve(settings: ReportingSettings) -> None:
     driver_pool = driver_pool_from_settings(settings)
 
     async def consume() -> None:
+        # The topics it reads follow their producers' limits; its dead letters carry their records.
         await ensure_topics(
             settings.kafka_bootstrap_servers,
-            [
-                settings.topic_entries,
-                settings.topic_directory,
-                settings.topic_system,
-                settings.topic_dead_letter,
-            ],
-            max_message_bytes=settings.kafka_max_message_bytes,
+            [settings.topic_entries, settings.topic_directory, settings.topic_system],
+        )
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            [settings.topic_dead_letter],
+            max_message_bytes=dead_letter_limit(settings.kafka_max_message_bytes),
         )
         await BatchConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
