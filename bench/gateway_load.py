@@ -272,7 +272,6 @@ async def timer_phase(
         nonlocal cycles, all_cycles
         while (t0 := time.perf_counter()) < until:
             record = t0 >= measure_from
-            all_cycles += 1
             start = await timed(
                 http,
                 calls,
@@ -286,18 +285,30 @@ async def timer_phase(
             stop = await timed(
                 http, calls, "timer_stop", record, method="POST", url="/v1/timer/stop", headers=headers
             )
-            if record and start is not None and stop is not None and time.perf_counter() <= until:
-                cycles += start.status_code == 201 and stop.status_code == 200
+            ok = (
+                start is not None
+                and stop is not None
+                and start.status_code == 201
+                and stop.status_code == 200
+            )
+            all_cycles += ok  # the cycles that succeeded, warm-up included: what the Go loop counts
+            if record and ok and time.perf_counter() <= until:
+                cycles += 1
 
-    if loadgen is None:
-        began = time.process_time()
-        await asyncio.gather(*(vu(h) for h in users))
-        # The whole process, warm-up included (its samplers too: a little more than the loop).
-        generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(time.process_time() - began, all_cycles)
-    else:
-        out = await running
-        cycles, calls.ms, calls.errors = out["cycles"], out["latency_ms"], out["errors"]
-        generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(out["cpu_s"], out["all_cycles"])
+    try:
+        if loadgen is None:
+            began = time.process_time()
+            await asyncio.gather(*(vu(h) for h in users))
+            # The whole process, warm-up included (its samplers too: a little more than the loop).
+            generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(time.process_time() - began, all_cycles)
+        else:
+            out = await running
+            cycles, calls.ms, calls.errors = out["cycles"], out["latency_ms"], out["errors"]
+            generator["load_generator_cpu_ms_per_cycle"] = per_op_ms(out["cpu_s"], out["all_cycles"])
+    except BaseException:
+        cpu.cancel()
+        steal.cancel()
+        raise
     requests = sum(len(v) for v in calls.ms.values())
     by_process = await cpu
     cpu_s = sum(by_process.values())

@@ -124,7 +124,11 @@ func grpcConnection(p *plan) (invoker, func(), error) {
 // real client would.
 func httpConnection(p *plan) (invoker, func(), error) {
 	t := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
-	client := &http.Client{Transport: t}
+	client := &http.Client{
+		Transport: t,
+		// A redirect is an answer to check against the expected status, not to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	invoke := func(ctx context.Context, c *call) string {
 		req, err := http.NewRequestWithContext(ctx, c.Method, p.Target+c.Path, bytes.NewReader(c.Body))
 		if err != nil {
@@ -136,18 +140,21 @@ func httpConnection(p *plan) (invoker, func(), error) {
 		if len(c.Body) > 0 && req.Header.Get("Content-Type") == "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
+		failure := func() string {
+			if ctx.Err() != nil {
+				return c.Name + ": timeout"
+			}
+			return c.Name + ": connection error"
+		}
 		resp, err := client.Do(req)
 		if err != nil {
-			if ctx.Err() != nil {
-				return "timeout"
-			}
-			return "connection error"
+			return failure()
 		}
 		// Read to the end: the connection is reused only after its reply was consumed.
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return "connection error"
+			return failure()
 		}
 		if resp.StatusCode != c.Status {
 			return fmt.Sprintf("%s: HTTP %d", c.Name, resp.StatusCode)

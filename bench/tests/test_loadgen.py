@@ -40,10 +40,12 @@ def server() -> Iterator[tuple[str, Counter[str]]]:
     """Start answers OK, Busy ALREADY_EXISTS, Stop OK; every method's calls are counted, and
     every request must arrive as the bytes the plan gave."""
     hits: Counter[str] = Counter()
+    lock = threading.Lock()  # the server's threads count together
 
     def method(name: str, code: grpc.StatusCode | None = None) -> grpc.RpcMethodHandler:
         def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-            hits[name] += 1
+            with lock:
+                hits[name] += 1
             if request != PAYLOAD:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected bytes {request!r}")
             if code is not None:
@@ -110,12 +112,15 @@ def http_server() -> Iterator[tuple[str, Counter[str]]]:
     """POST /start answers 201 and /stop 200 when the caller's token and JSON body arrived as the
     plan gave them, /busy answers 409; every path's requests are counted."""
     hits: Counter[str] = Counter()
+    lock = threading.Lock()  # the server's threads count together
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the gateway
 
         def do_POST(self) -> None:
-            hits[self.path] += 1
+            with lock:
+                hits[self.path] += 1
+                hits[f"connection {self.client_address[1]}"] += 1
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = {"/start": 201, "/stop": 200, "/busy": 409}.get(self.path, 404)
             if self.headers.get("Authorization") != "Bearer t0k3n":
@@ -173,6 +178,8 @@ def test_http_cycles_send_the_plans_requests_and_count_the_expected_status(
     assert out["cycles"] > 10
     assert len(out["latency_ms"]["start"]) == len(out["latency_ms"]["stop"]) == out["cycles"]
     assert hits["/start"] == hits["/stop"] == out["all_cycles"] > out["cycles"]
+    # Each user kept one keep-alive connection: replies were read to the end.
+    assert len([k for k in hits if k.startswith("connection ")]) == 3
 
 
 def test_http_answers_other_than_expected_are_errors_and_recovered(
