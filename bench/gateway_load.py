@@ -254,7 +254,7 @@ async def timer_phase(
 ) -> dict:
     """Closed loop of start+stop cycles; `pids`: the server processes (by name) whose CPU per cycle
     to report, in total (also net of their `idle_ms_per_s`) and each (with its worker processes).
-    Driven by the Go load generator `loadgen` when given (a tenth of aiohttp's CPU per request,
+    Driven by the Go load generator `loadgen` when given (about half of aiohttp's CPU per cycle,
     on the same two cores as the services), else from Python."""
     calls, cycles, all_cycles = Calls(), 0, 0
     generator: dict = {"load_generator": "go" if loadgen else "python"}

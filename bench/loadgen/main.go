@@ -82,7 +82,7 @@ type invoker func(ctx context.Context, c *call) string
 
 // perConnection opens the plan's connections (at least one) with `open`, which returns a
 // connection's invoker and what closes it; the users take them in turn.
-func perConnection(p *plan, open func() (invoker, func(), error)) ([]invoker, func(), error) {
+func perConnection(p *plan, open func(*plan) (invoker, func(), error)) ([]invoker, func(), error) {
 	n := max(p.Connections, 1)
 	var closers []func()
 	closeAll := func() {
@@ -92,7 +92,7 @@ func perConnection(p *plan, open func() (invoker, func(), error)) ([]invoker, fu
 	}
 	invokers := make([]invoker, 0, n)
 	for i := 0; i < n; i++ {
-		invoke, closer, err := open()
+		invoke, closer, err := open(p)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -175,9 +175,9 @@ func main() {
 	var err error
 	switch p.Protocol {
 	case "", "grpc":
-		invokers, closeAll, err = perConnection(&p, func() (invoker, func(), error) { return grpcConnection(&p) })
+		invokers, closeAll, err = perConnection(&p, grpcConnection)
 	case "http":
-		invokers, closeAll, err = perConnection(&p, func() (invoker, func(), error) { return httpConnection(&p) })
+		invokers, closeAll, err = perConnection(&p, httpConnection)
 	default:
 		err = fmt.Errorf("unknown protocol %q", p.Protocol)
 	}
