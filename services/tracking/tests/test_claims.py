@@ -12,6 +12,7 @@ import psycopg
 import psycopg.rows
 import psycopg.sql
 import pytest
+from sqlalchemy import text
 from tracking_testkit import World, count_rows, hours_ago, manual, ts
 
 from timetracking.common.v1 import types_pb2
@@ -20,7 +21,7 @@ from timetracking.tracking.v1 import tracking_pb2 as tpb
 from timetracking.tracking.v1 import tracking_pb2_grpc
 from tracking.domain import ENTRY_FIELDS, Entry
 from tracking.events import ENTRY_EVENT_ENCODER, encode_entry_event, snapshot
-from tracking.repository import EntryEventSpec, Repositories
+from tracking.repository import MOVE_SETTINGS_SQL, EntryEventSpec, Repositories, claim_statement
 from tt_common.db import create_engine, session_factory, transaction
 
 Stub = tracking_pb2_grpc.TrackingServiceStub
@@ -241,3 +242,76 @@ async def test_a_claim_writes_one_audit_record_and_one_event_per_entry_or_nothin
         (event,) = [e for e in outbox_events(db, entry_id) if e.WhichOneof("kind") == "claimed"]
         assert event.claimed.entry == snapshot(stored_entry(db, entry_id))
         assert event.actor_user_id == ""
+
+
+# Rows inserted straight into the table by the test below: stopped, billable, half an hour
+# each, one user per row (no overlaps), in the given project, minutes apart from `start`.
+_BULK_ENTRIES_SQL = """
+INSERT INTO time_entries (entry_id, user_id, project_id, start_time, end_time, duration_seconds,
+                          is_billable, hourly_rate, currency)
+SELECT gen_random_uuid(), gen_random_uuid(), CAST(:project_id AS uuid),
+       CAST(:start AS timestamptz) + g * interval '1 minute',
+       CAST(:start AS timestamptz) + g * interval '1 minute' + interval '30 minutes',
+       1800, true, 100, 'EUR'
+FROM generate_series(1, :n) AS g
+"""
+
+
+def plan_nodes(node: dict) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, its init plans and CTEs included."""
+    return [node, *(n for child in node.get("Plans", []) for n in plan_nodes(child))]
+
+
+async def test_a_claims_cost_follows_its_entries_not_the_table(session_databases) -> None:
+    """The claim's statement reads the claimed rows a bounded number of times, whatever the
+    planner believes about them.
+
+    It locks the claimable rows, then updates the table joined to them. Joined on the
+    entry id alone, the planner hashed the whole table when its statistics knew the rows
+    (it read all 43,000 rows to claim 3,000). Restricted to the claim's filter but free
+    to nest loops, it looped over the project's period once per locked row when the rows
+    were too new to be in its statistics (it estimated 1 row for 3,000). The statement
+    runs here under EXPLAIN ANALYZE, with its own settings, in a transaction rolled back.
+    """
+    spec = EntryEventSpec(topic="entries-test", encoder=ENTRY_EVENT_ENCODER)
+    start = hours_ago(24 * 30)
+    engine = create_engine(session_databases["tracking"])
+    sessions = session_factory(engine)
+
+    async def claim_plan(session, project_id: uuid.UUID) -> list[dict]:
+        end = start + timedelta(days=30)
+        sql, params = claim_statement(
+            uuid.uuid4(), project_id, start, end, actor=None, now=hours_ago(0), events=spec
+        )
+        await session.execute(text(MOVE_SETTINGS_SQL))
+        result = await session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"), params)
+        return plan_nodes(result.scalar_one()[0]["Plan"])
+
+    async def bulk(session, project_id: uuid.UUID, n: int) -> None:
+        values = {"project_id": str(project_id), "start": start, "n": n}
+        await session.execute(text(_BULK_ENTRIES_SQL), values)
+
+    try:
+        with pytest.raises(RuntimeError, match="rolled back"):
+            async with transaction(sessions) as session:
+                fresh, analysed = uuid.uuid4(), uuid.uuid4()
+                await bulk(session, uuid.uuid4(), 40_000)
+                await bulk(session, fresh, 3_000)
+                situations = {"rows the planner has not analysed": await claim_plan(session, fresh)}
+                await bulk(session, analysed, 3_000)
+                await session.execute(text("ANALYZE time_entries"))
+                situations["rows among 40,000 analysed ones"] = await claim_plan(session, analysed)
+                for situation, nodes in situations.items():
+                    claimed = next(n for n in nodes if n["Node Type"] == "LockRows")["Actual Rows"]
+                    assert claimed == 3_000, situation
+                    # Rows each scan produced over all its runs: a scan of the table's 43,000
+                    # rows, or a scan run once per locked row, is far above the 3,000 claimed.
+                    heavy = [
+                        (n["Node Type"], n.get("Alias"), n["Actual Rows"] * n["Actual Loops"])
+                        for n in nodes
+                        if "Scan" in n["Node Type"] and n["Actual Rows"] * n["Actual Loops"] > 2 * claimed
+                    ]
+                    assert not heavy, f"{situation}: scans that read more than the claim: {heavy}"
+                raise RuntimeError("rolled back")
+    finally:
+        await engine.dispose()
