@@ -422,52 +422,28 @@ def claim_statement(
     events: EntryEventSpec,
 ) -> tuple[str, dict[str, Any]]:
     """The claim's statement and its parameters; it runs after MOVE_SETTINGS_SQL, in one transaction."""
-    return _move_statement(
-        _CLAIMABLE,
-        {"project_id": project_id, "start": start, "end": end},
-        new_invoice_id=invoice_id,
-        action="claimed",
-        event_invoice_id=None,
-        actor=actor,
-        now=now,
-        events=events,
-    )
+    moves = {"new_invoice_id": invoice_id, "action": "claimed", "event_invoice_id": None}
+    values = {"project_id": project_id, "start": start, "end": end}
+    return _move_statement(_CLAIMABLE, {**values, **moves}, actor=actor, now=now, events=events)
 
 
 def release_statement(
     invoice_id: uuid.UUID, *, actor: uuid.UUID | None, now: datetime, events: EntryEventSpec
 ) -> tuple[str, dict[str, Any]]:
     """The release's statement and its parameters (as `claim_statement`)."""
-    return _move_statement(
-        _ON_INVOICE,
-        {"invoice_id": invoice_id},
-        new_invoice_id=None,
-        action="released",
-        event_invoice_id=invoice_id,
-        actor=actor,
-        now=now,
-        events=events,
-    )
+    moves = {"new_invoice_id": None, "action": "released", "event_invoice_id": invoice_id}
+    values = {"invoice_id": invoice_id}
+    return _move_statement(_ON_INVOICE, {**values, **moves}, actor=actor, now=now, events=events)
 
 
 def _move_statement(
-    where: str,
-    params: dict[str, Any],
-    *,
-    new_invoice_id: uuid.UUID | None,
-    action: str,
-    event_invoice_id: uuid.UUID | None,
-    actor: uuid.UUID | None,
-    now: datetime,
-    events: EntryEventSpec,
+    where: str, params: dict[str, Any], *, actor: uuid.UUID | None, now: datetime, events: EntryEventSpec
 ) -> tuple[str, dict[str, Any]]:
+    """`where` on the rows to lock, and again on the updated table; `params` its values and the move's."""
     return _MOVE_ENTRIES_SQL.format(where=where.format(t=""), where_t=where.format(t="t.")), {
         **params,
-        "new_invoice_id": new_invoice_id,
         "now": now,
         "actor": actor,
-        "action": action,
-        "event_invoice_id": event_invoice_id,
         "occurred_at": now.isoformat(),
         "topic": events.topic,
         "encoder": events.encoder,
