@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 
 import grpc
 import pytest
@@ -14,12 +16,17 @@ from tt_common.grpc_handlers import WrappingServer
 from tt_common.metrics import MetricNames, observe_gc_pauses, split_method
 
 SERVICE, METHOD = "grpc.health.v1.Health", "Check"
+STALL_S = 2.0
 
 
 class ScriptedHealth(health_pb2_grpc.HealthServicer):
     """Answers by the requested service name: "" is fine, the rest raise."""
 
     async def Check(self, request, context):
+        if request.service == "stall":
+            # Fails, and leaves its loop a stall that runs as soon as the handler yields.
+            asyncio.get_running_loop().call_soon(time.sleep, STALL_S)
+            raise RuntimeError("boom")
         if request.service == "missing":
             raise NotFound("no such thing")
         if request.service == "bad":
@@ -30,15 +37,20 @@ class ScriptedHealth(health_pb2_grpc.HealthServicer):
 
 
 @pytest.fixture
-async def channel():
+async def address():
     # As the runner registers handlers: span, metrics and error mapping wrapped around each.
     server = grpc.aio.server()
     health_pb2_grpc.add_HealthServicer_to_server(ScriptedHealth(), WrappingServer(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield channel
+    yield f"127.0.0.1:{port}"
     await server.stop(None)
+
+
+@pytest.fixture
+async def channel(address):
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield channel
 
 
 def handled(code: str) -> float:
@@ -66,6 +78,25 @@ async def test_calls_are_counted_by_their_final_status_code_and_timed(channel) -
     moved = {code: handled(code) - before[code] for code in codes}
     assert moved == {"OK": 2, "NOT_FOUND": 1, "INVALID_ARGUMENT": 1, "INTERNAL": 1}
     assert timed() - count_before == 5
+
+
+async def test_a_failed_call_is_counted_before_its_client_sees_the_status(address) -> None:
+    # grpc.aio's `context.abort` sends the status before it raises, so a count taken after it
+    # could come after the client has the error (CI once read INTERNAL uncounted). Here the
+    # server's loop stalls as soon as the handler yields; the client, on its own thread and a
+    # blocking channel, reads the count the moment its call ends, while that stall still runs.
+    def call_and_count() -> tuple[grpc.StatusCode, float, float]:
+        with grpc.insecure_channel(address) as sync_channel:
+            stub = health_pb2_grpc.HealthStub(sync_channel)
+            before, started = handled("INTERNAL"), time.perf_counter()
+            with pytest.raises(grpc.RpcError) as exc:
+                stub.Check(health_pb2.HealthCheckRequest(service="stall"), timeout=5)
+            return exc.value.code(), handled("INTERNAL") - before, time.perf_counter() - started
+
+    code, counted, waited = await asyncio.to_thread(call_and_count)
+    assert code == grpc.StatusCode.INTERNAL
+    assert waited < STALL_S, "the status came only after the stall: this run proves nothing"
+    assert counted == 1
 
 
 async def test_unknown_methods_create_no_label_sets(channel) -> None:

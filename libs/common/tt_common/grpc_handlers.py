@@ -10,9 +10,8 @@ service's generated `add_*_to_server` function registers its handlers on a
 `WrappingServer`, which wraps each unary-unary handler before the real server
 sees it; a call then runs two plain functions around the handler.
 
-Streaming handlers (the health service's Watch, reflection) are registered as
-they are: they map their own errors through `abort_with`, and are neither
-measured nor traced.
+Streaming handlers (the health service's Watch, reflection; grpc's own, with
+their own statuses) are registered as they are, neither measured nor traced.
 """
 
 from __future__ import annotations
@@ -45,36 +44,42 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[tuple[st
     return grpc.StatusCode.INTERNAL, "internal error", [("error-code", "internal")]
 
 
-async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException, method: str = "") -> None:
-    """End the call with the status `exc` maps to (logged when it is not a domain error)."""
-    code, message, metadata = _status_for(exc)
-    if code == grpc.StatusCode.INTERNAL:
+def _logged_status(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str, list[tuple[str, str]]]:
+    """The status `exc` maps to, logged when it is not a domain error."""
+    status = _status_for(exc)
+    if status[0] == grpc.StatusCode.INTERNAL:
         log.exception("unhandled error in rpc", method=method)
     elif not isinstance(exc, DomainError):
         log.warning("dependency failure in rpc", method=method, error=str(exc))
-    await context.abort(code, message, trailing_metadata=tuple(metadata))
+    return status
 
 
 def guarded(behavior: Behavior, method: str) -> Behavior:
     """`behavior` with its exceptions mapped to statuses, counted and timed by final status."""
     latency, count = call_metrics(method)
 
+    def finished(started: float, code: grpc.StatusCode) -> None:
+        latency.observe(time.perf_counter() - started)
+        count(code)
+
+    # A call is counted before this wrapper sends its status: `context.abort` sends it before it
+    # raises, so a count in a `finally` could come after the client had the error. (A handler
+    # that aborts by itself has sent its status before the wrapper sees the AbortError.)
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
-        failure: BaseException | None = None
         try:
-            return await behavior(request, context)
+            response = await behavior(request, context)
         except (asyncio.CancelledError, grpc.aio.AbortError) as exc:
             # AbortError: the handler aborted with its own status (grpc's health service does);
             # aborting again would turn it into UNKNOWN.
-            failure = exc
+            finished(started, final_code(context, exc))
             raise
         except Exception as exc:  # noqa: BLE001 - mapped, and logged when unexpected
-            failure = exc
-            await abort_with(context, exc, method)
-        finally:
-            latency.observe(time.perf_counter() - started)
-            count(final_code(context, failure))
+            code, message, metadata = _logged_status(exc, method)
+            finished(started, code)
+            await context.abort(code, message, trailing_metadata=tuple(metadata))
+        finished(started, final_code(context, None))
+        return response
 
     return call
 
