@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 from opentelemetry import trace
 from prometheus_client import REGISTRY
@@ -341,3 +343,47 @@ async def test_an_event_over_the_message_limit_waits_in_the_outbox_until_the_lim
     values = [r.value for r in records]
     assert values[-2:] == [big, b"after"]
     assert set(values) == {b"before", big, b"after"}
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+    (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    ((_, _, _, _, entries),) = response.resources
+    return {entry[0]: entry[1] for entry in entries}
+
+
+async def test_a_topic_its_consumer_created_first_is_raised_to_the_producers_limit(
+    infra, unique_topic
+) -> None:
+    """Reporting may create the topics it reads before their producer starts, at the broker's
+    default limit; the producer's ensure_topics raises it to its KAFKA_MAX_MESSAGE_BYTES, keeps
+    the topic's other overrides, and never lowers it."""
+    limit = 2 * 1024 * 1024
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        kept = {"retention.ms": "3600000", "cleanup.policy": "delete"}
+        await admin.create_topics([NewTopic(unique_topic, 1, 1, topic_configs=kept)])
+        await ensure_topics(infra.kafka_bootstrap, [unique_topic], partitions=1)  # as reporting does
+        assert int((await topic_configs(admin, unique_topic))["max.message.bytes"]) < limit
+
+        await ensure_topics(infra.kafka_bootstrap, [unique_topic], partitions=1, max_message_bytes=limit)
+        configs = await topic_configs(admin, unique_topic)
+        assert configs["max.message.bytes"] == str(limit)
+        assert {name: configs[name] for name in kept} == kept
+
+        await ensure_topics(
+            infra.kafka_bootstrap, [unique_topic], partitions=1, max_message_bytes=limit - 1024
+        )
+        await ensure_topics(infra.kafka_bootstrap, [unique_topic], partitions=1)
+        assert (await topic_configs(admin, unique_topic))["max.message.bytes"] == str(limit)
+    finally:
+        await admin.close()
+
+    big = b"x" * 1_500_000  # over the broker's default, under the raised limit
+    producer = make_producer(infra.kafka_bootstrap, "test-raised-topic", max_message_bytes=limit)
+    await producer.start()
+    try:
+        await producer.send_and_wait(unique_topic, big)
+    finally:
+        await producer.stop()
+    assert [r.value for r in await drain(infra, unique_topic, 1)] == [big]

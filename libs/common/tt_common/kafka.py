@@ -338,7 +338,8 @@ async def ensure_topics(
     """Create missing topics (single-node defaults locally; real clusters set their own).
 
     `max_message_bytes` above Kafka's default sets a new topic's `max.message.bytes` (else it
-    follows the broker's); topics that exist keep theirs."""
+    follows the broker's), and raises it on a topic that exists with less: a consumer that
+    started first may have created the topic at the broker's default. A limit is never lowered."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -362,5 +363,59 @@ async def ensure_topics(
             except TopicAlreadyExistsError:
                 pass  # another process won the race
             log.info("kafka topics created", topics=missing)
+        if raised:
+            assert max_message_bytes is not None
+            await _raise_message_limits(admin, [t for t in topics if t in existing], max_message_bytes)
     finally:
         await admin.close()
+
+
+# DescribeConfigs' config_source for a value set on the topic itself (KIP-226).
+_TOPIC_OVERRIDE = 1
+
+
+async def _raise_message_limits(admin: Any, topics: list[str], limit: int) -> None:
+    """Raise `max.message.bytes` to `limit` on those of `topics` that accept less.
+
+    AlterConfigs (aiokafka has no incremental form) replaces a topic's overrides as a whole, so
+    the overrides the topic has (retention, say) are sent again with the new limit. A topic whose
+    overrides cannot all be read (a sensitive one), or a cluster that refuses the change, is
+    logged and left as it is: its relay then holds an event over the topic's limit in the
+    outbox, as it does when the producer's own limit is too low."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    if not topics:
+        return
+    resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
+    alter: list[Any] = []
+    for response in await admin.describe_configs(resources):
+        for error_code, error_message, _kind, topic, entries in response.resources:
+            if error_code:
+                log.warning("kafka topic limit not read", topic=topic, error=error_message)
+                continue
+            values = {entry[0]: entry for entry in entries}
+            accepted = int(values["max.message.bytes"][1])
+            if accepted >= limit:
+                continue
+            overrides = [entry for entry in entries if entry[3] == _TOPIC_OVERRIDE]
+            if any(entry[4] for entry in overrides):  # is_sensitive: its value is not returned
+                log.warning("kafka topic limit not raised: it has a sensitive override", topic=topic)
+                continue
+            configs = {entry[0]: entry[1] for entry in overrides} | {"max.message.bytes": str(limit)}
+            alter.append((topic, accepted, ConfigResource(ConfigResourceType.TOPIC, topic, configs)))
+    if not alter:
+        return
+    refused = set()
+    for response in await admin.alter_configs([resource for _, _, resource in alter]):
+        for error_code, error_message, _kind, topic in response.resources:
+            if error_code:
+                refused.add(topic)
+                log.warning(
+                    "kafka topic limit not raised: raise its max.message.bytes",
+                    topic=topic,
+                    limit=limit,
+                    error=error_message,
+                )
+    for topic, accepted, _ in alter:
+        if topic not in refused:
+            log.info("kafka topic limit raised", topic=topic, accepted=accepted, limit=limit)
