@@ -345,10 +345,22 @@ async def test_an_event_over_the_message_limit_waits_in_the_outbox_until_the_lim
     assert set(values) == {b"before", big, b"after"}
 
 
-async def topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+async def topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, tuple[str, int]]:
+    """The topic's configs: value and source (1: set on the topic)."""
     (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    ((_, _, _, _, entries),) = response.resources
-    return {entry[0]: entry[1] for entry in entries}
+    (resource,) = response.to_object()["resources"]
+    return {e["config_names"]: (e["config_value"], e["config_source"]) for e in resource["config_entries"]}
+
+
+async def message_limit(admin: AIOKafkaAdminClient, topic: str, *, becomes: int | None = None) -> int:
+    """The topic's max.message.bytes; with `becomes`, once it shows that value (the broker applies
+    a change shortly after the controller accepts it)."""
+    async with asyncio.timeout(10):
+        while True:
+            accepted = int((await topic_configs(admin, topic))["max.message.bytes"][0])
+            if becomes is None or accepted == becomes:
+                return accepted
+            await asyncio.sleep(0.1)
 
 
 async def test_a_topic_its_consumer_created_first_is_raised_to_the_producers_limit(
@@ -361,21 +373,22 @@ async def test_a_topic_its_consumer_created_first_is_raised_to_the_producers_lim
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()
     try:
-        kept = {"retention.ms": "3600000", "cleanup.policy": "delete"}
+        kept = {"retention.ms": "3600000", "segment.ms": "7200000"}  # neither is a default
         await admin.create_topics([NewTopic(unique_topic, 1, 1, topic_configs=kept)])
         await ensure_topics(infra.kafka_bootstrap, [unique_topic], partitions=1)  # as reporting does
-        assert int((await topic_configs(admin, unique_topic))["max.message.bytes"]) < limit
+        assert await message_limit(admin, unique_topic) < limit
 
         await ensure_topics(infra.kafka_bootstrap, [unique_topic], partitions=1, max_message_bytes=limit)
+        assert await message_limit(admin, unique_topic, becomes=limit) == limit
         configs = await topic_configs(admin, unique_topic)
-        assert configs["max.message.bytes"] == str(limit)
-        assert {name: configs[name] for name in kept} == kept
+        assert {name: configs[name] for name in kept} == {name: (value, 1) for name, value in kept.items()}
 
         await ensure_topics(
             infra.kafka_bootstrap, [unique_topic], partitions=1, max_message_bytes=limit - 1024
         )
         await ensure_topics(infra.kafka_bootstrap, [unique_topic], partitions=1)
-        assert (await topic_configs(admin, unique_topic))["max.message.bytes"] == str(limit)
+        await asyncio.sleep(1)  # a lowering, had one been sent, would show by now
+        assert await message_limit(admin, unique_topic) == limit
     finally:
         await admin.close()
 
@@ -387,3 +400,23 @@ async def test_a_topic_its_consumer_created_first_is_raised_to_the_producers_lim
     finally:
         await producer.stop()
     assert [r.value for r in await drain(infra, unique_topic, 1)] == [big]
+
+
+async def test_a_topic_created_by_its_consumer_at_the_same_moment_is_raised_too(infra) -> None:
+    """All services start together (make up, a Helm install): reporting and the producer both find
+    the topics missing and both ask to create them; whichever the controller serves first, the
+    topics end with the producer's limit."""
+    limit = 2 * 1024 * 1024
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        for _ in range(4):
+            topics = [f"test.{uuid.uuid4().hex}" for _ in range(3)]
+            await asyncio.gather(
+                ensure_topics(infra.kafka_bootstrap, topics, partitions=1),
+                ensure_topics(infra.kafka_bootstrap, topics, partitions=1, max_message_bytes=limit),
+            )
+            for topic in topics:
+                assert await message_limit(admin, topic, becomes=limit) == limit
+    finally:
+        await admin.close()

@@ -13,10 +13,11 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
+    KafkaError,
     OutOfOrderSequenceNumber,
     ProducerClosed,
     ProducerFenced,
@@ -32,6 +33,9 @@ from .logging import get_logger
 from .metrics import MetricNames
 from .settings import KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 from .telemetry import SpanNames, extract_headers, inject_headers
+
+if TYPE_CHECKING:
+    from aiokafka.admin import AIOKafkaAdminClient
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -351,18 +355,23 @@ async def ensure_topics(
         raised = max_message_bytes is not None and max_message_bytes > KAFKA_DEFAULT_MAX_MESSAGE_BYTES
         configs = {"max.message.bytes": str(max_message_bytes)} if raised else {}
         if missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            name=t, num_partitions=partitions, replication_factor=1, topic_configs=configs
-                        )
-                        for t in missing
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
-            log.info("kafka topics created", topics=missing)
+            response = await admin.create_topics(
+                [
+                    NewTopic(name=t, num_partitions=partitions, replication_factor=1, topic_configs=configs)
+                    for t in missing
+                ]
+            )
+            created = []
+            for result in response.to_object()["topic_errors"]:
+                topic, error_code = result["topic"], result["error_code"]
+                if error_code == 0:
+                    created.append(topic)
+                elif error_code == TopicAlreadyExistsError.errno:
+                    existing.add(topic)  # another process created it since the listing
+                else:
+                    log.warning("kafka topic not created", topic=topic, error=result.get("error_message"))
+            if created:
+                log.info("kafka topics created", topics=created)
         if raised:
             assert max_message_bytes is not None
             await _raise_message_limits(admin, [t for t in topics if t in existing], max_message_bytes)
@@ -370,52 +379,67 @@ async def ensure_topics(
         await admin.close()
 
 
-# DescribeConfigs' config_source for a value set on the topic itself (KIP-226).
+# DescribeConfigs' config_source for a value set on the topic itself (KIP-226; version 1 on).
 _TOPIC_OVERRIDE = 1
 
 
-async def _raise_message_limits(admin: Any, topics: list[str], limit: int) -> None:
+async def _raise_message_limits(admin: AIOKafkaAdminClient, topics: list[str], limit: int) -> None:
     """Raise `max.message.bytes` to `limit` on those of `topics` that accept less.
 
     AlterConfigs (aiokafka has no incremental form) replaces a topic's overrides as a whole, so
-    the overrides the topic has (retention, say) are sent again with the new limit. A topic whose
-    overrides cannot all be read (a sensitive one), or a cluster that refuses the change, is
-    logged and left as it is: its relay then holds an event over the topic's limit in the
-    outbox, as it does when the producer's own limit is too low."""
+    the overrides the topic has (retention, say) are sent again with the new limit; a change an
+    operator makes between the two requests is lost. Nothing here stops the service: a topic
+    whose overrides cannot all be read (a sensitive one, or a broker older than Kafka 1.1), a
+    cluster that refuses the change, or one that cannot be asked, is logged and left as it is.
+    Its relay then holds an event over the topic's limit in the outbox, as it does when the
+    producer's own limit is too low."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     if not topics:
         return
-    resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
-    alter: list[Any] = []
-    for response in await admin.describe_configs(resources):
-        for error_code, error_message, _kind, topic, entries in response.resources:
-            if error_code:
-                log.warning("kafka topic limit not read", topic=topic, error=error_message)
-                continue
-            values = {entry[0]: entry for entry in entries}
-            accepted = int(values["max.message.bytes"][1])
-            if accepted >= limit:
-                continue
-            overrides = [entry for entry in entries if entry[3] == _TOPIC_OVERRIDE]
-            if any(entry[4] for entry in overrides):  # is_sensitive: its value is not returned
-                log.warning("kafka topic limit not raised: it has a sensitive override", topic=topic)
-                continue
-            configs = {entry[0]: entry[1] for entry in overrides} | {"max.message.bytes": str(limit)}
-            alter.append((topic, accepted, ConfigResource(ConfigResourceType.TOPIC, topic, configs)))
-    if not alter:
-        return
-    refused = set()
-    for response in await admin.alter_configs([resource for _, _, resource in alter]):
-        for error_code, error_message, _kind, topic in response.resources:
-            if error_code:
-                refused.add(topic)
-                log.warning(
-                    "kafka topic limit not raised: raise its max.message.bytes",
-                    topic=topic,
-                    limit=limit,
-                    error=error_message,
+    alter: dict[str, tuple[int, ConfigResource]] = {}
+    refused: set[str] = set()
+    try:
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
+        )
+        for response in described:
+            for resource in response.to_object()["resources"]:
+                topic = resource["resource_name"]
+                if resource["error_code"]:
+                    log.warning("kafka topic limit not read", topic=topic, error=resource["error_message"])
+                    continue
+                entries = resource["config_entries"]
+                accepted = next(
+                    int(e["config_value"]) for e in entries if e["config_names"] == "max.message.bytes"
                 )
-    for topic, accepted, _ in alter:
+                if accepted >= limit:
+                    continue
+                if response.API_VERSION == 0:  # no config_source: overrides cannot be told apart
+                    log.warning("kafka topic limit not raised: the broker is too old", topic=topic)
+                    continue
+                overrides = [e for e in entries if e["config_source"] == _TOPIC_OVERRIDE]
+                if any(e["is_sensitive"] for e in overrides):  # their values are not returned
+                    log.warning("kafka topic limit not raised: it has a sensitive override", topic=topic)
+                    continue
+                configs = {e["config_names"]: e["config_value"] for e in overrides}
+                configs["max.message.bytes"] = str(limit)
+                alter[topic] = accepted, ConfigResource(ConfigResourceType.TOPIC, topic, configs)
+        if not alter:
+            return
+        for response in await admin.alter_configs([resource for _, resource in alter.values()]):
+            for resource in response.to_object()["resources"]:
+                if resource["error_code"]:
+                    refused.add(resource["resource_name"])
+                    log.warning(
+                        "kafka topic limit not raised: raise its max.message.bytes",
+                        topic=resource["resource_name"],
+                        limit=limit,
+                        error=resource["error_message"],
+                    )
+    except KafkaError as exc:
+        log.warning("kafka topic limits not raised", topics=topics, limit=limit, error=repr(exc))
+        return
+    for topic, (accepted, _) in alter.items():
         if topic not in refused:
             log.info("kafka topic limit raised", topic=topic, accepted=accepted, limit=limit)

@@ -110,11 +110,12 @@ def split_method(full_method: str) -> tuple[str, str]:
 
 
 def final_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
-    """The status the client receives.
+    """The status the client receives from a handler that returned, aborted by itself or was
+    cancelled (the error mapping counts the status it sends without asking).
 
-    `context.abort` (what the error mapping does) and `set_code` record the
-    code on the context (it stays None on a plain success); an exception that
-    escapes without an abort becomes UNKNOWN in grpc; a cancelled call is CANCELLED.
+    `context.abort` and `set_code` record the code on the context (it stays None on a plain
+    success); an exception that escapes without an abort becomes UNKNOWN in grpc; a cancelled
+    call is CANCELLED.
     """
     if isinstance(exc, asyncio.CancelledError):
         return grpc.StatusCode.CANCELLED
