@@ -336,7 +336,9 @@ async def test_an_insert_aborted_by_a_deadlock_over_an_overlap_reports_the_overl
     """Another transaction holds an uncommitted entry the new one overlaps (so the insert waits on
     it), then books one overlapping the new entry (so it waits on the insert): PostgreSQL aborts
     one of the two. The insert waited first, so its deadlock check (deadlock_timeout after it began
-    to wait) finds the cycle first, and the insert is the one aborted."""
+    to wait) finds the cycle first, and the insert is the one aborted. The test waits until the
+    insert is seen waiting, and then some: a fixed pause once let the other wait first on a busy
+    machine, and it was the one aborted."""
     user = uuid.uuid4()
     now = datetime.now(UTC)
     entry = running_entry(user, now - timedelta(hours=2)).with_changes(
@@ -351,7 +353,11 @@ async def test_an_insert_aborted_by_a_deadlock_over_an_overlap_reports_the_overl
             insert, (uuid.uuid4(), user, uuid.uuid4(), now - timedelta(hours=3), now - timedelta(minutes=110))
         )
         writing = asyncio.create_task(statements.insert_stopped(entry, user, "created", (uuid.uuid4(), b"p")))
-        await asyncio.sleep(0.3)  # the insert now waits for `other`
+        blocked = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+        async with asyncio.timeout(10):
+            while not count_rows(db, blocked, other.info.backend_pid):
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # well inside deadlock_timeout (1 s): the insert's check comes first
         assert not writing.done()
         second = (uuid.uuid4(), user, uuid.uuid4(), now - timedelta(minutes=70), now - timedelta(minutes=50))
         await asyncio.to_thread(other.execute, insert, second)  # waits for the insert: a cycle
