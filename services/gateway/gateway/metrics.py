@@ -44,15 +44,11 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = {"code": 500}
+        recorded = False
 
-        async def recording_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
+        def record() -> None:
+            nonlocal recorded
+            recorded = True
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             key = (scope.get("method", "GET"), template, status["code"])
@@ -63,3 +59,17 @@ class HttpMetrics:
                     self._series[key] = series
             series[0].inc()
             series[1].observe(time.perf_counter() - started)
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not recorded:
+                # Counted before the last part leaves: a client that has its answer finds it counted.
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            if not recorded:  # no complete answer was sent (an error, a client gone)
+                record()
