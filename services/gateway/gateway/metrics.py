@@ -63,7 +63,10 @@ class HttpMetrics:
         async def recording_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body") and not recorded:
+            elif not recorded and (
+                (message["type"] == "http.response.body" and not message.get("more_body"))
+                or message["type"] == "http.response.pathsend"  # a file, where the server sends it
+            ):
                 # Counted before the last part leaves: a client that has its answer finds it counted.
                 record()
             await send(message)
@@ -71,5 +74,5 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            if not recorded:  # no complete answer was sent (an error, a client gone)
+            if not recorded:  # no complete answer was sent: an error, or a client gone before it
                 record()

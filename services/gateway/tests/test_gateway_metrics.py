@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from starlette.responses import JSONResponse
 
 from gateway.metrics import HttpMetrics
 from tt_common.metrics import MetricNames
@@ -52,6 +53,17 @@ async def test_a_request_is_counted_before_the_last_part_of_its_answer_leaves() 
     # The start and the first part went out uncounted; the last part finds the request counted.
     assert [n - before for n in seen] == [0, 0, 1]
     assert counted("203") - before == 1
+
+
+async def test_a_plain_response_is_counted_before_it_leaves() -> None:
+    # Starlette's responses send one body message without `more_body`.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["route"] = Route()
+        await JSONResponse({"ok": True}, status_code=203)(scope, receive, send)
+
+    before = counted("203")
+    seen = await serve(app)
+    assert [n - before for n in seen] == [0, 1]
 
 
 async def test_a_request_that_fails_after_its_answer_is_counted_once() -> None:

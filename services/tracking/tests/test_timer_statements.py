@@ -337,8 +337,8 @@ async def test_an_insert_aborted_by_a_deadlock_over_an_overlap_reports_the_overl
     it), then books one overlapping the new entry (so it waits on the insert): PostgreSQL aborts
     one of the two. The insert waited first, so its deadlock check (deadlock_timeout after it began
     to wait) finds the cycle first, and the insert is the one aborted. The test waits until the
-    insert is seen waiting, and then some: a fixed pause once let the other wait first on a busy
-    machine, and it was the one aborted."""
+    insert is seen waiting: a fixed pause once let the other wait first on a busy machine, and it
+    was the one aborted."""
     user = uuid.uuid4()
     now = datetime.now(UTC)
     entry = running_entry(user, now - timedelta(hours=2)).with_changes(
@@ -348,6 +348,8 @@ async def test_an_insert_aborted_by_a_deadlock_over_an_overlap_reports_the_overl
                                           is_billable, hourly_rate, currency)
                 VALUES (%s, %s, %s, %s, %s, true, 100.00, 'EUR')"""
     url = session_databases["tracking"].replace("postgresql+psycopg", "postgresql")
+    timeout = db.execute("SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout'").fetchone()
+    assert timeout is not None and timeout[0] >= 1000, "the timing below assumes deadlock_timeout >= 1 s"
     with psycopg.connect(url) as other:
         other.execute(
             insert, (uuid.uuid4(), user, uuid.uuid4(), now - timedelta(hours=3), now - timedelta(minutes=110))
@@ -357,7 +359,9 @@ async def test_an_insert_aborted_by_a_deadlock_over_an_overlap_reports_the_overl
         async with asyncio.timeout(10):
             while not count_rows(db, blocked, other.info.backend_pid):
                 await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # well inside deadlock_timeout (1 s): the insert's check comes first
+        # The insert's deadlock check is now due deadlock_timeout after it began to wait; the cycle
+        # must exist by then, and `other` must begin to wait after it (its check comes later).
+        await asyncio.sleep(0.1)
         assert not writing.done()
         second = (uuid.uuid4(), user, uuid.uuid4(), now - timedelta(minutes=70), now - timedelta(minutes=50))
         await asyncio.to_thread(other.execute, insert, second)  # waits for the insert: a cycle
