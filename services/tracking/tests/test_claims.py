@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 import grpc
@@ -13,6 +14,7 @@ import psycopg.rows
 import psycopg.sql
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from tracking_testkit import World, count_rows, hours_ago, manual, ts
 
 from timetracking.common.v1 import types_pb2
@@ -23,6 +25,7 @@ from tracking.domain import ENTRY_FIELDS, Entry
 from tracking.events import ENTRY_EVENT_ENCODER, encode_entry_event, snapshot
 from tracking.repository import (
     MOVE_SETTINGS_SQL,
+    ClaimedRow,
     EntryEventSpec,
     Repositories,
     claim_statement,
@@ -216,30 +219,27 @@ async def test_a_claim_writes_one_audit_record_and_one_event_per_entry_or_nothin
             count_rows(db, "SELECT count(*) FROM outbox WHERE key = ANY(%s) AND body IS NOT NULL", ids),
         )
 
+    def claim(session: AsyncSession, invoice_id: uuid.UUID) -> Awaitable[list[ClaimedRow]]:
+        project_id = uuid.UUID(world.project_id)
+        statement = claim_statement(
+            invoice_id, project_id, start, end, actor=None, now=hours_ago(0), events=spec
+        )
+        return Repositories.on(session).claims.move(statement)
+
     engine = create_engine(session_databases["tracking"])
     sessions = session_factory(engine)
     try:
         rolled_back = uuid.uuid4()
         with pytest.raises(RuntimeError, match="invoicing gave up"):
             async with transaction(sessions) as session:
-                claimed = await Repositories.on(session).claims.claim_entries(
-                    rolled_back,
-                    uuid.UUID(world.project_id),
-                    start,
-                    end,
-                    actor=None,
-                    now=hours_ago(0),
-                    events=spec,
-                )
+                claimed = await claim(session, rolled_back)
                 assert len(claimed) == 30
                 raise RuntimeError("invoicing gave up")
         assert written(rolled_back) == (0, 0, 0)
 
         invoice_id = uuid.uuid4()
         async with transaction(sessions) as session:
-            claimed = await Repositories.on(session).claims.claim_entries(
-                invoice_id, uuid.UUID(world.project_id), start, end, actor=None, now=hours_ago(0), events=spec
-            )
+            claimed = await claim(session, invoice_id)
         assert [c.entry_id for c in claimed] == sorted(ids)
         assert written(invoice_id) == (30, 30, 30)
     finally:

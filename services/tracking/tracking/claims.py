@@ -15,7 +15,7 @@ from datetime import datetime
 
 from tt_common.errors import FailedPrecondition
 
-from .repository import ClaimedRow, EntryEventSpec, Repositories
+from .repository import ClaimedRow, EntryEventSpec, Repositories, claim_statement, release_statement
 
 
 async def claim_uninvoiced_entries(
@@ -32,7 +32,7 @@ async def claim_uninvoiced_entries(
     """The invoice's entries, and whether this was a replay of an earlier claim.
 
     The claimed rows, their audit records and their events are written by one
-    statement (`ClaimRepository.claim_entries`): a claim of 100k entries moves
+    statement (`claim_statement`, run by `ClaimRepository.move`): a claim of 100k entries moves
     no entry through Python but the lean answer.
     """
     if not await repos.claims.register(invoice_id, project_id, start, end):
@@ -49,8 +49,8 @@ async def claim_uninvoiced_entries(
                 error_code="claim_mismatch",
             )
         return await repos.claims.claimed_entries(invoice_id), True
-    claimed = await repos.claims.claim_entries(
-        invoice_id, project_id, start, end, actor=actor, now=now, events=events
+    claimed = await repos.claims.move(
+        claim_statement(invoice_id, project_id, start, end, actor=actor, now=now, events=events)
     )
     return claimed, False
 
@@ -65,4 +65,4 @@ async def release_entries(
 ) -> list[ClaimedRow]:
     """Free a voided draft's entries; a repeated release frees nothing more."""
     await repos.claims.mark_released(invoice_id, now)
-    return await repos.claims.release_entries(invoice_id, actor=actor, now=now, events=events)
+    return await repos.claims.move(release_statement(invoice_id, actor=actor, now=now, events=events))

@@ -421,7 +421,8 @@ def claim_statement(
     now: datetime,
     events: EntryEventSpec,
 ) -> tuple[str, dict[str, Any]]:
-    """The claim's statement and its parameters; it runs after MOVE_SETTINGS_SQL, in one transaction."""
+    """The statement (and its parameters) that puts the project's uninvoiced, billable, stopped
+    entries starting in [start, end) on the invoice; `ClaimRepository.move` runs it."""
     moves = {"new_invoice_id": invoice_id, "action": "claimed", "event_invoice_id": None}
     values = {"project_id": project_id, "start": start, "end": end}
     return _move_statement(_CLAIMABLE, {**values, **moves}, actor=actor, now=now, events=events)
@@ -484,44 +485,21 @@ class ClaimRepository:
         row = (await self.session.execute(stmt)).first()
         return ClaimRecord(**row._mapping) if row else None
 
-    async def claim_entries(
-        self,
-        invoice_id: uuid.UUID,
-        project_id: uuid.UUID,
-        start: datetime,
-        end: datetime,
-        *,
-        actor: uuid.UUID | None,
-        now: datetime,
-        events: EntryEventSpec,
-    ) -> list[ClaimedRow]:
-        """Put the project's uninvoiced, billable, stopped entries starting in [start, end) on the invoice.
-
-        Each claimed entry gets version + 1, a "claimed" audit record and a
-        "claimed" event, in this statement (the caller's transaction).
-        """
-        return await self._move(
-            *claim_statement(invoice_id, project_id, start, end, actor=actor, now=now, events=events)
-        )
-
-    async def release_entries(
-        self, invoice_id: uuid.UUID, *, actor: uuid.UUID | None, now: datetime, events: EntryEventSpec
-    ) -> list[ClaimedRow]:
-        """Take the invoice's entries off it: version + 1, a "released" audit record and event each."""
-        return await self._move(*release_statement(invoice_id, actor=actor, now=now, events=events))
-
-    async def claimed_entries(self, invoice_id: uuid.UUID) -> list[ClaimedRow]:
-        """The entries an invoice holds (a replayed claim's answer), locked like a claim locks them."""
-        rows = await self.session.execute(text(_INVOICE_ENTRIES_SQL), {"invoice_id": invoice_id})
-        return [ClaimedRow(*r) for r in rows.all()]
-
-    async def _move(self, sql: str, params: dict[str, Any]) -> list[ClaimedRow]:
+    async def move(self, statement: tuple[str, dict[str, Any]]) -> list[ClaimedRow]:
+        """Run a claim's or a release's statement (`claim_statement`, `release_statement`) in the
+        caller's transaction: each entry it moves gets version + 1, an audit record and an event."""
+        sql, params = statement
         await self.session.execute(text(MOVE_SETTINGS_SQL))
         rows = await self.session.execute(text(sql), params)
         moved = [ClaimedRow(*r) for r in rows.all()]
         if moved:
             await notify_relay(self.session)
         return moved
+
+    async def claimed_entries(self, invoice_id: uuid.UUID) -> list[ClaimedRow]:
+        """The entries an invoice holds (a replayed claim's answer), locked like a claim locks them."""
+        rows = await self.session.execute(text(_INVOICE_ENTRIES_SQL), {"invoice_id": invoice_id})
+        return [ClaimedRow(*r) for r in rows.all()]
 
     async def mark_released(self, invoice_id: uuid.UUID, now: datetime) -> None:
         """Remember the release, even for an invoice that never claimed: a late claim is then refused."""
